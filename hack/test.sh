@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting and vet, unit tests (with the race
+# detector), netns end-to-end tests (root), and a short run of every fuzz
+# target. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+bash hack/deps.sh
+
+echo "== gofmt / go vet"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n "$bad" ]]; then echo "gofmt needed:"; echo "$bad"; exit 1; fi
+go vet ./...
+
+echo "== unit and end-to-end tests"
+if [[ $(id -u) -ne 0 ]]; then
+  echo "note: not root: netns end-to-end tests will be skipped" >&2
+fi
+go test -count=1 -timeout 20m ./...
+
+echo "== race detector (dataplane packages)"
+go test -count=1 -race -timeout 10m ./pkg/dataplane/... ./pkg/header/...
+
+echo "== fuzz targets (${FUZZTIME:=5s} each)"
+for pkg in $(go list ./...); do
+  for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+    echo "-- $pkg $f"
+    go test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/vecnet-fuzz.log 2>&1 || { cat /tmp/vecnet-fuzz.log; exit 1; }
+  done
+done
+echo "all tests passed"

@@ -1,0 +1,108 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
+	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/tables"
+	"github.com/vecnet/vecnet/pkg/header"
+)
+
+// ip4-lookup finds the route of each packet's destination in the VRF of its
+// input interface (16-8-8 mtrie: at most three dependent loads), picks one
+// adjacency of the route's load balance and steers the packet by the
+// adjacency's kind.
+type ip4Lookup struct {
+	rewrite, local, arp, icmp int
+}
+
+const (
+	ip4LookupErrNullRoute = iota
+	ip4LookupErrNoVRF
+)
+
+var ip4LookupErrors = []string{"null_route", "no_vrf"}
+
+func (n *ip4Lookup) Init(g *graph.Graph) error {
+	n.rewrite = g.MustIndex(IP4Rewrite)
+	n.local = g.MustIndex(IP4Local)
+	n.arp = g.MustIndex(IP4ARP)
+	n.icmp = g.MustIndex(IP4ICMPError)
+	return nil
+}
+
+func (n *ip4Lookup) Process(c *graph.Context, f *graph.Frame) {
+	p := c.Pool
+	t := c.Tables
+	for _, b := range f.B[:f.N] {
+		m := p.Meta(b)
+		if int(m.VRF) >= len(t.VRFs) {
+			c.Drop(b, ip4LookupErrNoVRF)
+			continue
+		}
+		ip := header.IPv4(p.Packet(b))
+		v := t.VRFs[m.VRF].IP4.Lookup(ip.Dst32())
+		if v == 0 {
+			m.Aux = auxICMP(icmpNoRoute, 0)
+			c.Enqueue(n.icmp, b)
+			continue
+		}
+		lb := &t.LBs[v]
+		adj := lb.Buckets[0]
+		if lb.Mask != 0 {
+			m.FlowHash = flowHash4(ip)
+			adj = lb.Buckets[m.FlowHash&lb.Mask]
+		}
+		m.Adj = adj
+		switch t.Adjs[adj].Kind {
+		case tables.AdjRewrite:
+			c.Enqueue(n.rewrite, b)
+		case tables.AdjLocal:
+			c.Enqueue(n.local, b)
+		case tables.AdjIncomplete, tables.AdjGlean:
+			c.Enqueue(n.arp, b)
+		case tables.AdjUnreachable:
+			m.Aux = auxICMP(icmpNoRoute, 0)
+			c.Enqueue(n.icmp, b)
+		default:
+			c.Drop(b, ip4LookupErrNullRoute)
+		}
+	}
+}
+
+func (n *ip4Lookup) TraceDetail(c *graph.Context, b buffer.Index) string {
+	m := c.Pool.Meta(b)
+	t := c.Tables
+	if int(m.Adj) < len(t.Adjs) {
+		a := t.Adjs[m.Adj]
+		return fmt.Sprintf("fib %d adj %d %s tx-if %d nh %v", m.VRF, m.Adj, a.Kind, a.TxIf, a.NextHop)
+	}
+	return ""
+}
+
+// flowHash4 hashes the 5-tuple (addresses, protocol and, for the first
+// fragment of TCP/UDP/SCTP, ports) so that one flow always takes one path of
+// an ECMP route and packets are not reordered.
+func flowHash4(ip header.IPv4) uint32 {
+	h := uint64(ip.Src32())<<32 | uint64(ip.Dst32())
+	proto := ip.Protocol()
+	var ports uint32
+	if (proto == header.ProtocolTCP || proto == header.ProtocolUDP || proto == 132) && ip.FragmentOffset() == 0 {
+		if l4 := ip[ip.HeaderLength():]; len(l4) >= 4 {
+			ports = uint32(l4[0])<<24 | uint32(l4[1])<<16 | uint32(l4[2])<<8 | uint32(l4[3])
+		}
+	}
+	return mix64(h ^ (uint64(ports)<<8|uint64(proto))*0x9e3779b97f4a7c15)
+}
+
+// mix64 is the murmur3 64-bit finaliser: cheap and with full avalanche, so
+// the low bits used as the bucket index depend on every input bit.
+func mix64(h uint64) uint32 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return uint32(h)
+}

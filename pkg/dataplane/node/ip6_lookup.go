@@ -1,0 +1,96 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
+	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/tables"
+	"github.com/vecnet/vecnet/pkg/header"
+)
+
+// ip6-lookup is ip4-lookup for IPv6: per-prefix-length hash tables probed
+// longest first.
+type ip6Lookup struct {
+	rewrite, local, nd, icmp int
+}
+
+const (
+	ip6LookupErrNullRoute = iota
+	ip6LookupErrNoVRF
+)
+
+var ip6LookupErrors = []string{"null_route", "no_vrf"}
+
+func (n *ip6Lookup) Init(g *graph.Graph) error {
+	n.rewrite = g.MustIndex(IP6Rewrite)
+	n.local = g.MustIndex(IP6Local)
+	n.nd = g.MustIndex(IP6ND)
+	n.icmp = g.MustIndex(IP6ICMPError)
+	return nil
+}
+
+func (n *ip6Lookup) Process(c *graph.Context, f *graph.Frame) {
+	p := c.Pool
+	t := c.Tables
+	for _, b := range f.B[:f.N] {
+		m := p.Meta(b)
+		if int(m.VRF) >= len(t.VRFs) {
+			c.Drop(b, ip6LookupErrNoVRF)
+			continue
+		}
+		ip := header.IPv6(p.Packet(b))
+		hi, lo := ip.DstHiLo()
+		v := t.VRFs[m.VRF].IP6.Lookup(hi, lo)
+		if v == 0 {
+			m.Aux = auxICMP(icmpNoRoute, 0)
+			c.Enqueue(n.icmp, b)
+			continue
+		}
+		lb := &t.LBs[v]
+		adj := lb.Buckets[0]
+		if lb.Mask != 0 {
+			m.FlowHash = flowHash6(ip)
+			adj = lb.Buckets[m.FlowHash&lb.Mask]
+		}
+		m.Adj = adj
+		switch t.Adjs[adj].Kind {
+		case tables.AdjRewrite:
+			c.Enqueue(n.rewrite, b)
+		case tables.AdjLocal:
+			c.Enqueue(n.local, b)
+		case tables.AdjIncomplete, tables.AdjGlean:
+			c.Enqueue(n.nd, b)
+		case tables.AdjUnreachable:
+			m.Aux = auxICMP(icmpNoRoute, 0)
+			c.Enqueue(n.icmp, b)
+		default:
+			c.Drop(b, ip6LookupErrNullRoute)
+		}
+	}
+}
+
+func (n *ip6Lookup) TraceDetail(c *graph.Context, b buffer.Index) string {
+	m := c.Pool.Meta(b)
+	t := c.Tables
+	if int(m.Adj) < len(t.Adjs) {
+		a := t.Adjs[m.Adj]
+		return fmt.Sprintf("fib %d adj %d %s tx-if %d nh %v", m.VRF, m.Adj, a.Kind, a.TxIf, a.NextHop)
+	}
+	return ""
+}
+
+// flowHash6 hashes addresses, flow label and (when directly after the fixed
+// header) TCP/UDP ports.
+func flowHash6(ip header.IPv6) uint32 {
+	sh, sl := ip.SrcHiLo()
+	dh, dl := ip.DstHiLo()
+	h := sh*0x9e3779b97f4a7c15 ^ sl ^ dh*0xc2b2ae3d27d4eb4f ^ dl ^ uint64(ip.FlowLabel())<<40
+	nh := ip.NextHeader()
+	if nh == header.ProtocolTCP || nh == header.ProtocolUDP || nh == 132 {
+		if l4 := ip[header.IPv6MinimumSize:]; len(l4) >= 4 {
+			h ^= (uint64(l4[0])<<24 | uint64(l4[1])<<16 | uint64(l4[2])<<8 | uint64(l4[3])) << 8
+		}
+	}
+	return mix64(h ^ uint64(nh))
+}

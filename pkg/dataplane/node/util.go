@@ -1,0 +1,74 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/vecnet/vecnet/pkg/header"
+)
+
+func nowUnixNano() int64 { return time.Now().UnixNano() }
+
+// tokenBucket is a per-worker rate limiter driven by the round's clock
+// (graph.Context.Now), so it costs no clock read per packet.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+func newTokenBucket(rate, burst float64) tokenBucket {
+	return tokenBucket{rate: rate, burst: burst, tokens: burst}
+}
+
+func (t *tokenBucket) take(now time.Time) bool {
+	if !t.last.IsZero() {
+		t.tokens = min(t.burst, t.tokens+now.Sub(t.last).Seconds()*t.rate)
+	}
+	t.last = now
+	if t.tokens < 1 {
+		return false
+	}
+	t.tokens--
+	return true
+}
+
+// resolveLimiter remembers when a request (ARP or NS) was last sent for a
+// target, in a small direct-mapped table: a burst of packets to one
+// unresolved neighbour triggers one request per interval, not one each.
+type resolveLimiter struct {
+	slots [256]struct {
+		key  [16]byte
+		ifx  uint32
+		last time.Time
+	}
+}
+
+const resolveInterval = 100 * time.Millisecond
+
+func (r *resolveLimiter) allow(ifx uint32, key [16]byte, now time.Time) bool {
+	h := mix64(uint64(ifx)*0x9e3779b97f4a7c15^uint64(key[12])<<24^uint64(key[13])<<16^uint64(key[14])<<8^uint64(key[15])^uint64(key[7])<<32) & 0xff
+	s := &r.slots[h]
+	if s.key == key && s.ifx == ifx && now.Sub(s.last) < resolveInterval {
+		return false
+	}
+	s.key, s.ifx, s.last = key, ifx, now
+	return true
+}
+
+func fmtIP4(pkt []byte) string {
+	if header.ValidateIPv4(pkt) != header.IPv4OK {
+		return fmt.Sprintf("malformed ipv4 (%d bytes)", len(pkt))
+	}
+	ip := header.IPv4(pkt)
+	return fmt.Sprintf("%s -> %s proto %d ttl %d len %d", netip.AddrFrom4(ip.SourceAddress()), netip.AddrFrom4(ip.DestinationAddress()), ip.Protocol(), ip.TTL(), ip.TotalLength())
+}
+
+func fmtIP6(pkt []byte) string {
+	if header.ValidateIPv6(pkt) != header.IPv6OK {
+		return fmt.Sprintf("malformed ipv6 (%d bytes)", len(pkt))
+	}
+	ip := header.IPv6(pkt)
+	return fmt.Sprintf("%s -> %s next-header %d hop-limit %d payload %d", netip.AddrFrom16(ip.SourceAddress()), netip.AddrFrom16(ip.DestinationAddress()), ip.NextHeader(), ip.HopLimit(), ip.PayloadLength())
+}
