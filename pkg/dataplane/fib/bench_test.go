@@ -52,6 +52,17 @@ func getTable4(n int) *table4 {
 
 var sink uint32
 
+var valueCounter uint32 = 1 << 24
+
+// nextValue returns values never used by the generated tables (1..n).
+func nextValue() uint32 {
+	valueCounter++
+	if valueCounter > fib.MaxValue {
+		valueCounter = 1 << 24
+	}
+	return valueCounter
+}
+
 func BenchmarkIP4Lookup(b *testing.B) {
 	for _, n := range []int{1000, 1000000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
@@ -99,10 +110,7 @@ func BenchmarkIP4Update(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rt := tb.routes[(i*7919)%len(tb.routes)]
-		v := rt.Value
-		if i&1 == 0 {
-			v = rt.Value ^ 0x40000 // replace with a different value, then back
-		}
+		v := nextValue() // always differs from the current one, or Update would publish nothing
 		if err := tb.t.Update(func(tx *fib.IP4Txn) error { return tx.Set(rt.Addr, rt.Len, v) }); err != nil {
 			b.Fatal(err)
 		}
@@ -191,10 +199,7 @@ func BenchmarkIP6Update(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rt := tb.routes[(i*7919)%len(tb.routes)]
-		v := rt.Value
-		if i&1 == 0 {
-			v ^= 0x40000
-		}
+		v := nextValue()
 		if err := tb.t.Update(func(tx *fib.IP6Txn) error { return tx.Set(rt.Hi, rt.Lo, rt.Len, v) }); err != nil {
 			b.Fatal(err)
 		}
@@ -207,6 +212,26 @@ func BenchmarkIP6Load100k(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := fibtest.LoadIP6(fib.NewIP6(), routes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIP6UpdateAddDelete adds and removes /128 host routes, which also
+// adds and removes /32 aggregate index entries.
+func BenchmarkIP6UpdateAddDelete(b *testing.B) {
+	tb := getTable6(100000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a := tb.addrs[(i>>1)&(len(tb.addrs)-1)]
+		if err := tb.t.Update(func(tx *fib.IP6Txn) error {
+			if i&1 == 0 {
+				return tx.Set(a[0], a[1], 128, 12345)
+			}
+			_, err := tx.Delete(a[0], a[1], 128)
+			return err
+		}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -211,6 +211,12 @@ func TestConcurrentIP4(t *testing.T) {
 }
 
 func TestConcurrentIP6(t *testing.T) {
+	// Small pages: the table spans many pages, so page-level copy-on-write
+	// is what the readers check.
+	withPageBits(2, func() { testConcurrentIP6(t) })
+}
+
+func testConcurrentIP6(t *testing.T) {
 	type pfx struct {
 		hi, lo  uint64
 		plen    int

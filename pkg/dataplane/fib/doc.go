@@ -94,13 +94,17 @@
 // while keeping updates local; its worst case is an address whose /32
 // contains many different long lengths.
 //
-// Tables are copied on write per length: a transaction copies only the
-// length tables it changes, plus the aggregate index if a length appears in
-// or vanishes from some /32. A single-route update therefore costs a copy of
-// that one length's table (about 50 microseconds for the /48 table of a
-// 100 000-route table); batch updates to amortise it. Memory is 24 bytes per
-// hash slot, 48 to 96 bytes per route, plus the aggregate index and its
-// writer-side counts: about 140-160 bytes per route in total as measured.
+// Tables are copied on write per length, and within a length per page: a
+// table bigger than 1024 slots is split by the hash's top bits into
+// independent 1024-slot (24 KiB) pages, so a transaction copies the page
+// list of each length it changes plus the pages it writes, and the aggregate
+// index's pages only where a /32 gains or loses a length. A single-route
+// update on a 100 000-route table costs a few microseconds instead of
+// copying a multi-megabyte length table; the price is one more, usually
+// cached, read (the page list) per probe. Memory is 24 bytes per hash slot
+// at load factor 1/4..1/2, i.e. 48 to 96 bytes per route, plus the aggregate
+// index and its writer-side counts: about 150-160 heap bytes per route in
+// total as measured.
 //
 // Values are the caller's load-balance indices, 1..MaxValue; 0 means "no
 // route" and is never stored. The top bit is reserved because IPv4 slots use

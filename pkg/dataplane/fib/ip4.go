@@ -59,9 +59,7 @@ var emptySnap4 = &IP4Snapshot{plies: make([]ply4, 1)}
 // NewIP4 returns an empty table.
 func NewIP4() *IP4 {
 	t := &IP4{}
-	t.mu.Lock()
 	t.init()
-	t.mu.Unlock()
 	return t
 }
 
@@ -83,7 +81,8 @@ func (t *IP4) Snapshot() *IP4Snapshot {
 }
 
 // Lookup returns the value of the longest prefix containing addr (the
-// host-order value of the big-endian address), or 0 if none does.
+// host-order value of the big-endian address), or 0 if none does. It reads
+// the snapshot's root directory and then at most three dependent slots.
 func (s *IP4Snapshot) Lookup(addr uint32) uint32 {
 	p := s.plies
 	x := p[s.root[addr>>24]][addr>>16&0xff]

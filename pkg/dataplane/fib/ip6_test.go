@@ -47,8 +47,27 @@ func verifyWalk6(tb testing.TB, t *IP6, ref ref6) {
 	}
 }
 
+// withPageBits runs f with tiny hash pages so that small tables span many
+// pages and page-level copy-on-write, growth and shrinking get exercised.
+func withPageBits(b uint, f func()) {
+	old := pageBits6
+	pageBits6 = b
+	defer func() { pageBits6 = old }()
+	f()
+}
+
 func TestIP6Random(t *testing.T) {
-	for seed := range uint64(3) {
+	for seed := range uint64(4) {
+		if seed%2 == 1 {
+			withPageBits(2, func() { testIP6Random(t, seed) })
+		} else {
+			testIP6Random(t, seed)
+		}
+	}
+}
+
+func testIP6Random(t *testing.T, seed uint64) {
+	{
 		r := rand.New(rand.NewPCG(seed, 6))
 		tbl := NewIP6()
 		ref := ref6{}
@@ -127,7 +146,14 @@ func TestIP6Random(t *testing.T) {
 // TestIP6Growth drives one length table through growth, deletes with
 // backward shifting and shrinking.
 func TestIP6Growth(t *testing.T) {
+	testIP6Growth(t)
+	withPageBits(3, func() { testIP6Growth(t) })
+}
+
+func testIP6Growth(t *testing.T) {
 	tbl := NewIP6()
+	var first *IP6Snapshot
+	var firstRef ref6
 	ref := ref6{}
 	r := rand.New(rand.NewPCG(9, 9))
 	for step := range 3 {
@@ -157,6 +183,10 @@ func TestIP6Growth(t *testing.T) {
 		checkIP6(t, tbl)
 		verifyWalk6(t, tbl, ref)
 		verify6(t, tbl.Snapshot(), ref, probes6(r, ref, 500))
+		if step == 0 {
+			first, firstRef = tbl.Snapshot(), ref.clone()
+		}
+		verify6(t, first, firstRef, probes6(r, firstRef, 500))
 	}
 }
 

@@ -1,7 +1,6 @@
 package fib
 
 import (
-	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
@@ -175,14 +174,53 @@ func checkIP4(tb testing.TB, t *IP4, full bool) {
 	}
 }
 
-// checkIP6 verifies table sizing, counts and that every entry is reachable
-// from its home slot.
+// checkPtab verifies a paged table's counts, load and probe reachability.
+func checkPtab[E hashEntry[E]](tb testing.TB, name string, x *ptab[E], seed uint64) {
+	tb.Helper()
+	if x.owned != nil {
+		tb.Fatalf("%s: published table still marked owned", name)
+	}
+	if len(x.pages) != 1<<x.pbits || len(x.pn) != len(x.pages) {
+		tb.Fatalf("%s: geometry", name)
+	}
+	if 2*x.n > len(x.pages)<<x.sbits {
+		tb.Fatalf("%s: overloaded: %d in %d", name, x.n, len(x.pages)<<x.sbits)
+	}
+	n := 0
+	for p, pg := range x.pages {
+		k := 0
+		if len(pg) != 1<<x.sbits {
+			tb.Fatalf("%s: page size", name)
+		}
+		for _, e := range pg {
+			if e.empty() {
+				continue
+			}
+			k++
+			if q, s, ok := x.find(e, seed); !ok || int(q) != p || !pg[s].sameKey(e) {
+				tb.Fatalf("%s: entry unreachable", name)
+			}
+		}
+		if int(x.pn[p]) != k || 4*k > 3<<x.sbits {
+			tb.Fatalf("%s: page %d counts %d, holds %d", name, p, x.pn[p], k)
+		}
+		n += k
+	}
+	if n != x.n {
+		tb.Fatalf("%s: counts %d, holds %d", name, x.n, n)
+	}
+}
+
+// checkIP6 verifies table sizing, counts, the snapshot's length list and
+// the /32 aggregate index against the tables.
 func checkIP6(tb testing.TB, t *IP6) {
 	tb.Helper()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.Snapshot()
 	n, present := 0, 0
+	want := map[uint64][2]uint64{}
+	counts := map[aggKey6]int32{}
 	for l := 128; l >= 0; l-- {
 		x := t.tabs[l]
 		if x == nil {
@@ -191,58 +229,40 @@ func checkIP6(tb testing.TB, t *IP6) {
 		if x.n == 0 {
 			tb.Fatalf("empty table for /%d published", l)
 		}
-		if 2*x.n > len(x.ents) {
-			tb.Fatalf("/%d overloaded: %d in %d", l, x.n, len(x.ents))
-		}
-		k := 0
+		checkPtab(tb, "len", x, t.seed)
 		mh, ml := mask6(l)
-		for _, e := range x.ents {
-			if e.v == 0 {
-				continue
-			}
-			k++
-			if e.hi&^mh|e.lo&^ml != 0 {
-				tb.Fatalf("unmasked key in /%d", l)
-			}
-			if x.find(e.hi, e.lo, t.seed) < 0 {
-				tb.Fatalf("entry unreachable in /%d", l)
+		for _, pg := range x.pages {
+			for _, e := range pg {
+				if e.v == 0 {
+					continue
+				}
+				if e.hi&^mh|e.lo&^ml != 0 {
+					tb.Fatalf("unmasked key in /%d", l)
+				}
+				if l > 32 {
+					m := want[e.hi&aggMask6]
+					if l <= 64 {
+						m[0] |= 1 << (l - 33)
+					} else {
+						m[1] |= 1 << (l - 65)
+					}
+					want[e.hi&aggMask6] = m
+					counts[aggKey6{e.hi & aggMask6, uint8(l)}]++
+				}
 			}
 		}
-		if k != x.n {
-			tb.Fatalf("/%d counts %d, holds %d", l, x.n, k)
-		}
-		if present >= len(s.tabs) || &s.tabs[present].ents[0] != &x.ents[0] {
+		if present >= len(s.tabs) || int(s.pos[l]) != present || &s.tabs[present].pages[0] != &x.pages[0] ||
+			s.tabs[present].mhi != mh || s.tabs[present].mlo != ml {
 			tb.Fatalf("snapshot length list out of step at /%d", l)
 		}
+		if (l <= 32) != (present >= s.short) {
+			tb.Fatalf("short index %d wrong at /%d", s.short, l)
+		}
 		present++
-		n += k
+		n += x.n
 	}
 	if present != len(s.tabs) || n != t.n || n != s.n {
 		tb.Fatalf("snapshot: %d lengths (want %d), n %d/%d/%d", len(s.tabs), present, n, t.n, s.n)
-	}
-	// The /32 aggregate index must list exactly the long lengths present.
-	want := map[uint64][2]uint64{}
-	counts := map[aggKey6]uint32{}
-	for l := 33; l <= 128; l++ {
-		if t.tabs[l] == nil {
-			continue
-		}
-		if int(s.pos[l]) >= len(s.tabs) || s.tabs[s.pos[l]].mhi != ^uint64(0)<<max(0, 64-l) {
-			tb.Fatalf("pos[%d] wrong", l)
-		}
-		for _, e := range t.tabs[l].ents {
-			if e.v == 0 {
-				continue
-			}
-			m := want[e.hi&aggMask6]
-			if l <= 64 {
-				m[0] |= 1 << (l - 33)
-			} else {
-				m[1] |= 1 << (l - 65)
-			}
-			want[e.hi&aggMask6] = m
-			counts[aggKey6{e.hi & aggMask6, uint8(l)}]++
-		}
 	}
 	if len(counts) != len(t.aggN) {
 		tb.Fatalf("aggregate counts: %d keys, want %d", len(t.aggN), len(counts))
@@ -252,21 +272,20 @@ func checkIP6(tb testing.TB, t *IP6) {
 			tb.Fatalf("aggregate count %v = %d, want %d", k, t.aggN[k], c)
 		}
 	}
-	if s.agg.n != len(want) || t.agg.n != len(want) {
-		tb.Fatalf("aggregate index holds %d, want %d", s.agg.n, len(want))
+	if len(want) == 0 {
+		if t.agg != nil || len(s.agg.pages) != 0 {
+			tb.Fatalf("empty aggregate index published")
+		}
+		return
+	}
+	checkPtab(tb, "agg", t.agg, t.seed)
+	if t.agg.n != len(want) || &s.agg.pages[0] != &t.agg.pages[0] {
+		tb.Fatalf("aggregate index holds %d, want %d", t.agg.n, len(want))
 	}
 	for k, m := range want {
-		i := s.agg.find(k, t.seed)
-		if i < 0 || s.agg.ents[i].m0 != m[0] || s.agg.ents[i].m1 != m[1] {
+		e := s.agg.find(k, t.seed)
+		if e == nil || e.m0 != m[0] || e.m1 != m[1] {
 			tb.Fatalf("aggregate %016x wrong", k)
-		}
-	}
-	if len(s.agg.ents) != 0 && 2*s.agg.n > len(s.agg.ents) {
-		tb.Fatalf("aggregate index overloaded")
-	}
-	for i := range s.tabs {
-		if l := bits.OnesCount64(s.tabs[i].mhi) + bits.OnesCount64(s.tabs[i].mlo); (l <= 32) != (i >= s.short) {
-			tb.Fatalf("short index %d wrong at /%d", s.short, l)
 		}
 	}
 }
