@@ -26,7 +26,7 @@ echo "== fuzz targets (${FUZZTIME:=5s} each)"
 for pkg in $(go list ./...); do
   for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
     echo "-- $pkg $f"
-    go test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/vecnet-fuzz.log 2>&1 || { cat /tmp/vecnet-fuzz.log; exit 1; }
+    go test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 1s "$pkg" >/tmp/vecnet-fuzz.log 2>&1 || { cat /tmp/vecnet-fuzz.log; exit 1; }
   done
 done
 echo "all tests passed"

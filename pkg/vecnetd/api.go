@@ -231,6 +231,9 @@ func (s *Server) AddVrf(ctx context.Context, r *vecnetv1.VrfRequest) (*vecnetv1.
 }
 
 func (s *Server) DeleteVrf(ctx context.Context, r *vecnetv1.VrfRequest) (*vecnetv1.VrfResponse, error) {
+	if r.GetVrf() == 0 {
+		return nil, invalid("vrf", "0 is the default table and cannot be deleted")
+	}
 	if err := s.d.Tables.DeleteVRF(r.GetVrf()); err != nil {
 		return nil, toStatus(err)
 	}

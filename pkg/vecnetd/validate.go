@@ -40,10 +40,23 @@ func validIfName(field, s string) error {
 		return invalid(field, "%q is longer than %d bytes", s, maxIfNameLen)
 	case s == "." || s == "..":
 		return invalid(field, "%q is not a valid interface name", s)
-	case strings.ContainsAny(s, "/: \t\n\x00"):
+	case badIfNameByte(s):
 		return invalid(field, "%q contains '/', ':' or whitespace", s)
 	}
 	return nil
+}
+
+// badIfNameByte reports a byte the kernel refuses in a name: '/', ':' or
+// one for which its isspace() is true (\t \n \v \f \r, space and 0xa0),
+// or NUL, which would silently truncate the name.
+func badIfNameByte(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '/', c == ':', c == ' ', c == 0, c == 0xa0, '\t' <= c && c <= '\r':
+			return true
+		}
+	}
+	return false
 }
 
 // createInterface is a validated CreateInterfaceRequest.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
@@ -71,14 +72,30 @@ func (n *ip4Lookup) Process(c *graph.Context, f *graph.Frame) {
 	}
 }
 
+// TraceDetail repeats the lookup: traces are taken as a frame enters a
+// node, before Process has chosen the adjacency.
 func (n *ip4Lookup) TraceDetail(c *graph.Context, b buffer.Index) string {
 	m := c.Pool.Meta(b)
 	t := c.Tables
-	if int(m.Adj) < len(t.Adjs) {
-		a := t.Adjs[m.Adj]
-		return fmt.Sprintf("fib %d adj %d %s tx-if %d nh %v", m.VRF, m.Adj, a.Kind, a.TxIf, a.NextHop)
+	if int(m.VRF) >= len(t.VRFs) {
+		return "no vrf"
 	}
-	return ""
+	ip := header.IPv4(c.Pool.Packet(b))
+	v := t.VRFs[m.VRF].IP4.Lookup(ip.Dst32())
+	if v == 0 {
+		return fmt.Sprintf("vrf %d: no route to %s", t.VRFs[m.VRF].ID, netip.AddrFrom4(ip.DestinationAddress()))
+	}
+	lb := &t.LBs[v]
+	adj := lb.Buckets[flowHash4(ip)&lb.Mask]
+	a := t.Adjs[adj]
+	return fmt.Sprintf("vrf %d: %s lb %d (%d buckets) adj %d %s tx-if %d nh %s", t.VRFs[m.VRF].ID, netip.AddrFrom4(ip.DestinationAddress()), v, len(lb.Buckets), adj, a.Kind, a.TxIf, nhString(a.NextHop))
+}
+
+func nhString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "attached"
+	}
+	return a.String()
 }
 
 // flowHash4 hashes the 5-tuple (addresses, protocol and, for the first

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
@@ -73,11 +74,19 @@ func (n *ip6Lookup) Process(c *graph.Context, f *graph.Frame) {
 func (n *ip6Lookup) TraceDetail(c *graph.Context, b buffer.Index) string {
 	m := c.Pool.Meta(b)
 	t := c.Tables
-	if int(m.Adj) < len(t.Adjs) {
-		a := t.Adjs[m.Adj]
-		return fmt.Sprintf("fib %d adj %d %s tx-if %d nh %v", m.VRF, m.Adj, a.Kind, a.TxIf, a.NextHop)
+	if int(m.VRF) >= len(t.VRFs) {
+		return "no vrf"
 	}
-	return ""
+	ip := header.IPv6(c.Pool.Packet(b))
+	hi, lo := ip.DstHiLo()
+	v := t.VRFs[m.VRF].IP6.Lookup(hi, lo)
+	if v == 0 {
+		return fmt.Sprintf("vrf %d: no route to %s", t.VRFs[m.VRF].ID, netip.AddrFrom16(ip.DestinationAddress()))
+	}
+	lb := &t.LBs[v]
+	adj := lb.Buckets[flowHash6(ip)&lb.Mask]
+	a := t.Adjs[adj]
+	return fmt.Sprintf("vrf %d: %s lb %d (%d buckets) adj %d %s tx-if %d nh %s", t.VRFs[m.VRF].ID, netip.AddrFrom16(ip.DestinationAddress()), v, len(lb.Buckets), adj, a.Kind, a.TxIf, nhString(a.NextHop))
 }
 
 // flowHash6 hashes addresses, flow label and (when directly after the fixed

@@ -1,9 +1,11 @@
 package node
 
 import (
+	"fmt"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/driver/tun"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
 	"github.com/vecnet/vecnet/pkg/dataplane/tables"
@@ -148,6 +150,16 @@ func (n *TunInputNode) Poll(c *graph.Context) int {
 		}
 	}
 	return total
+}
+
+// TraceDetail describes the packet as received.
+func (n *TunInputNode) TraceDetail(c *graph.Context, b buffer.Index) string {
+	m := c.Pool.Meta(b)
+	name := "?"
+	if ifc := c.Tables.Interface(m.RxIf); ifc != nil {
+		name = ifc.Name
+	}
+	return fmt.Sprintf("rx %s len %d gso type %d size %d csum-partial %v", name, m.Len, m.GSOType, m.GSOSize, m.Flags&buffer.FlagCsumPart != 0)
 }
 
 // capture copies a packet for vecnetctl pcap without blocking.

@@ -16,19 +16,22 @@ import (
 )
 
 // Source says who installed a route. When several sources install the same
-// prefix, the lowest Source value wins, as with VPP's FIB sources.
+// prefix, the one earliest in sourcePriority wins, as with VPP's FIB
+// sources. The zero value is SourceStatic, what API callers mean by default.
 type Source uint8
 
 const (
-	SourceLocal     Source = iota // the dataplane's own address (/32, /128)
+	SourceStatic    Source = iota // the API
+	SourceLocal                   // the dataplane's own address (/32, /128)
 	SourceConnected               // subnet of an address on an interface
 	SourceHost                    // a pod's address on its interface
-	SourceStatic                  // the API
 	SourceNeighbor                // a neighbour learned on an attached subnet
 	numSources
 )
 
-var sourceNames = [...]string{"local", "connected", "host", "static", "neighbor"}
+var sourcePriority = [numSources]Source{SourceLocal, SourceConnected, SourceHost, SourceStatic, SourceNeighbor}
+
+var sourceNames = [...]string{"static", "local", "connected", "host", "neighbor"}
 
 func (s Source) String() string { return sourceNames[s] }
 
@@ -105,8 +108,8 @@ type routeSet struct {
 }
 
 func (rs *routeSet) best() *Route {
-	for _, r := range rs.by {
-		if r != nil {
+	for _, src := range sourcePriority {
+		if r := rs.by[src]; r != nil {
 			return r
 		}
 	}
@@ -118,6 +121,23 @@ type vrfState struct {
 	ip4    *fib.IP4
 	ip6    *fib.IP6
 	routes map[netip.Prefix]*routeSet
+	// gateways counts the routes (of any source) with a recursive path
+	// per next hop, so that commit only looks for dependants of a changed
+	// prefix when it covers a next hop in use.
+	gateways map[netip.Addr]int
+}
+
+func (v *vrfState) countGateways(r *Route, delta int) {
+	if r == nil {
+		return
+	}
+	for _, p := range r.Paths {
+		if p.Interface == 0 && p.NextHop.IsValid() {
+			if v.gateways[p.NextHop] += delta; v.gateways[p.NextHop] == 0 {
+				delete(v.gateways, p.NextHop)
+			}
+		}
+	}
 }
 
 type neighKey struct {
@@ -178,7 +198,7 @@ func NewWriter() *Writer {
 }
 
 func newVRF(id uint32) *vrfState {
-	return &vrfState{id: id, ip4: fib.NewIP4(), ip6: fib.NewIP6(), routes: map[netip.Prefix]*routeSet{}}
+	return &vrfState{id: id, ip4: fib.NewIP4(), ip6: fib.NewIP6(), routes: map[netip.Prefix]*routeSet{}, gateways: map[netip.Addr]int{}}
 }
 
 // Snapshot returns the current version; this is what workers call.
@@ -382,6 +402,13 @@ func (w *Writer) DeleteAddress(name string, p netip.Prefix) error {
 	if p.Bits() < a.BitLen() {
 		if rs := v.routes[p.Masked()]; rs != nil && rs.by[SourceConnected] != nil && routeUsesInterface(rs.by[SourceConnected], idx) {
 			tx.set(v, p.Masked(), SourceConnected, nil)
+			// LearnNeighbor added host routes for neighbours on the
+			// subnet; without it they must not keep forwarding.
+			for q, rs := range v.routes {
+				if r := rs.by[SourceNeighbor]; r != nil && q.IsSingleIP() && p.Contains(q.Addr()) && routeUsesInterface(r, idx) {
+					tx.set(v, q, SourceNeighbor, nil)
+				}
+			}
 		}
 	}
 	w.ifaces[idx] = &ifc
@@ -467,6 +494,10 @@ func (w *Writer) AddRoutes(routes []Route) error {
 	tx := w.begin()
 	for i := range routes {
 		r := routes[i]
+		if err := checkRoute(&r); err != nil {
+			tx.rollback()
+			return &RouteError{Index: i, Path: -1, Err: err}
+		}
 		v, ok := w.vrfs[r.VRF]
 		if !ok {
 			tx.rollback()
@@ -499,6 +530,10 @@ func (w *Writer) DeleteRoutes(routes []Route) error {
 	defer w.mu.Unlock()
 	tx := w.begin()
 	for i, r := range routes {
+		if err := checkRoute(&r); err != nil {
+			tx.rollback()
+			return &RouteError{Index: i, Path: -1, Err: err}
+		}
 		v, ok := w.vrfs[r.VRF]
 		if !ok {
 			tx.rollback()
@@ -513,6 +548,18 @@ func (w *Writer) DeleteRoutes(routes []Route) error {
 		tx.set(v, p, r.Source, nil)
 	}
 	return tx.commit()
+}
+
+// checkRoute rejects what the FIB cannot hold (it would panic in commit,
+// after reference counts have changed).
+func checkRoute(r *Route) error {
+	if !r.Prefix.IsValid() {
+		return errf(ErrInvalid, "invalid prefix")
+	}
+	if r.Source >= numSources {
+		return errf(ErrInvalid, "invalid route source %d", uint8(r.Source))
+	}
+	return nil
 }
 
 // RouteInfo is a route with its resolved forwarding for listings.
@@ -690,7 +737,8 @@ func (t *tx) set(v *vrfState, p netip.Prefix, src Source, r *Route) {
 		r.Prefix, r.VRF, r.Source = p, v.id, src
 	}
 	t.journal = append(t.journal, journalEntry{v, p, src, rs.by[src]})
-	old := rs.by[src]
+	v.countGateways(rs.by[src], -1)
+	v.countGateways(r, +1)
 	rs.by[src] = r
 	d := t.dirty[v]
 	if d == nil {
@@ -698,33 +746,18 @@ func (t *tx) set(v *vrfState, p netip.Prefix, src Source, r *Route) {
 		t.dirty[v] = d
 	}
 	d[p] = struct{}{}
-	// A change to a route that other routes may resolve through (attached,
-	// local or a gateway route itself) means every gateway route of the VRF
-	// must be resolved again.
-	if isResolutionRelevant(old) || isResolutionRelevant(r) {
-		t.reresolve[v] = true
-	}
-}
-
-func isResolutionRelevant(r *Route) bool {
-	if r == nil {
-		return false
-	}
-	if r.Source == SourceLocal {
-		return true
-	}
-	for _, p := range r.Paths {
-		if p.Interface != 0 {
-			return true
-		}
-	}
-	return false
+	// Any change (attached, local, null or a gateway route itself) may
+	// change how gateway routes whose next hop lies inside p resolve;
+	// commit finds them.
+	t.reresolve[v] = true
 }
 
 func (t *tx) rollback() {
 	for i := len(t.journal) - 1; i >= 0; i-- {
 		j := t.journal[i]
 		rs := j.v.routes[j.prefix]
+		j.v.countGateways(rs.by[j.src], -1)
+		j.v.countGateways(j.old, +1)
 		rs.by[j.src] = j.old
 		if rs.best() == nil && rs.lb == 0 {
 			delete(j.v.routes, j.prefix)
@@ -748,9 +781,39 @@ func (t *tx) commit() error {
 			d = map[netip.Prefix]struct{}{}
 			t.dirty[v] = d
 		}
-		for p, rs := range v.routes {
-			if r := rs.best(); r != nil && hasGatewayPath(r) {
-				d[p] = struct{}{}
+		// A gateway route must be resolved again when a changed prefix
+		// covers one of its next hops. Its own resolution may then change
+		// too, so repeat until no more routes are added (the chain is at
+		// most as long as the recursion limit).
+		for added := true; added; {
+			added = false
+			covered := map[netip.Addr]bool{}
+			for nh := range v.gateways {
+				if coveredBy(d, nh) {
+					covered[nh] = true
+				}
+			}
+			if len(covered) == 0 {
+				break
+			}
+			for p, rs := range v.routes {
+				if _, ok := d[p]; ok {
+					continue
+				}
+				r := rs.best()
+				if r == nil {
+					continue
+				}
+				for _, pa := range r.Paths {
+					if pa.Interface != 0 || !pa.NextHop.IsValid() {
+						continue
+					}
+					if covered[pa.NextHop] {
+						d[p] = struct{}{}
+						added = true
+						break
+					}
+				}
 			}
 		}
 	}
@@ -776,6 +839,7 @@ func (t *tx) commit() error {
 							}
 						}
 					}
+					t.releaseCache()
 					t.rollback()
 					var re *RouteError
 					if errors.As(err, &re) {
@@ -813,6 +877,7 @@ func (t *tx) commit() error {
 			}
 		}
 	}
+	t.releaseCache()
 	for v, cs := range changes {
 		var err4, err6 error
 		err4 = v.ip4.Update(func(tx *fib.IP4Txn) error {
@@ -856,9 +921,11 @@ func (t *tx) commit() error {
 	return nil
 }
 
-func hasGatewayPath(r *Route) bool {
-	for _, p := range r.Paths {
-		if p.Interface == 0 && p.NextHop.IsValid() {
+// coveredBy reports whether any prefix in d contains a.
+func coveredBy(d map[netip.Prefix]struct{}, a netip.Addr) bool {
+	for l := a.BitLen(); l >= 0; l-- {
+		p, _ := a.Prefix(l)
+		if _, ok := d[p]; ok {
 			return true
 		}
 	}
@@ -973,8 +1040,24 @@ func (t *tx) resolveNextHop(v *vrfState, nh netip.Addr, depth int) ([]uint32, er
 		return nil, errf(ErrInvalid, "next hop %s has no usable path", nh)
 	}
 	// Cache for the rest of the batch; every hit takes its own references.
+	// The cache holds one more until the commit ends, so that a caller
+	// releasing its references (a later path of its route failed) cannot
+	// free an adjacency the cache still hands out.
+	for _, a := range adjs {
+		t.w.adjs[a].refs++
+	}
 	t.resolved[resolveKey{v, nh}] = adjs
 	return adjs, nil
+}
+
+// releaseCache drops the resolution cache's references.
+func (t *tx) releaseCache() {
+	for _, adjs := range t.resolved {
+		for _, a := range adjs {
+			t.w.putAdj(a)
+		}
+	}
+	clear(t.resolved)
 }
 
 // lpm is the control plane's longest-prefix match over the authoritative
