@@ -306,3 +306,43 @@ func TestSIGTERMRemovesInterfaces(t *testing.T) {
 		t.Errorf("vecnetd log lacks clean stop:\n%s", v.Log())
 	}
 }
+
+// A multiqueue pod interface spreads its queues over the workers, and
+// parallel streams use them all.
+func TestMultiqueue(t *testing.T) {
+	netlab.Require(t, "iperf3")
+	v := netlab.StartVecnetd(t, "--workers", "2")
+	var pods []pod
+	for i, addr := range []string{"10.77.1.2", "10.77.1.3"} {
+		p := pod{ns: netlab.Netns(t, "vnmq"), v4: addr}
+		p.ifname = strings.TrimSpace(v.MustCtl(t, "interface", "create", "tun", "--netns", p.ns, "--host-if", "eth0",
+			"--host-addr", addr+"/32", "--queues", "2", "--name", fmt.Sprintf("mq%d", i)))
+		pods = append(pods, p)
+	}
+	if out := v.MustCtl(t, "show", "interfaces"); !regexp.MustCompile(`mq0\s+\d+\s+tun\s+\S+\s+eth0\s+1500\s+2\b`).MatchString(out) {
+		t.Fatalf("show interfaces does not list 2 queues for mq0:\n%s", out)
+	}
+	port := "5390"
+	netlab.Background(t, pods[1].ns, "iperf3", "-s", "-1", "-p", port)
+	var out string
+	for i := 0; i < 50; i++ {
+		out, _ = netlab.InNetns(pods[0].ns, "iperf3", "-c", pods[1].v4, "-p", port, "-t", "2", "-P", "4")
+		if !strings.Contains(out, "unable to connect") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(out, "receiver") {
+		t.Fatalf("iperf3 -P 4:\n%s", out)
+	}
+	rt := v.MustCtl(t, "show", "runtime")
+	sections := strings.Split(rt, "Worker ")
+	if len(sections) != 3 {
+		t.Fatalf("show runtime: want 2 worker sections:\n%s", rt)
+	}
+	for w, sec := range sections[1:] {
+		if !regexp.MustCompile(`tun-input\s+\d+\s+\d+\s+[1-9]\d{2,}`).MatchString(sec) {
+			t.Errorf("worker %d received (almost) nothing:\n%s", w, rt)
+		}
+	}
+}

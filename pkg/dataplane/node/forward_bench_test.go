@@ -47,6 +47,7 @@ func newForwardBench(tb testing.TB, nRoutes int) *forwardBench {
 	g.Register(graph.Spec{Name: IP4Local, Node: other})
 	g.Register(graph.Spec{Name: IP4ARP, Node: other})
 	g.Register(graph.Spec{Name: IP4ICMPError, Node: other})
+	g.Register(graph.Spec{Name: IP4Frag, Node: other})
 	if err := g.Finalize(); err != nil {
 		tb.Fatal(err)
 	}

@@ -512,3 +512,38 @@ func FuzzGraph(f *testing.F) {
 		drain()
 	})
 }
+
+// Without DF an oversize packet is fragmented (RFC 791); the fragments
+// reassemble to the original payload.
+func TestFragmentation(t *testing.T) {
+	h := newHarness(t)
+	a := h.addPod("tun0", tables.KindTun, 1500, "10.0.0.2")
+	b := h.addPod("tun1", tables.KindTun, 576, "10.0.0.3")
+	payload := make([]byte, 1400)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	in := ip4("10.0.0.2", "10.0.0.3", 64, header.ProtocolUDP, payload)
+	header.IPv4(in).SetFlagsFragmentOffset(0, 0)
+	header.IPv4(in).SetChecksum(0)
+	header.IPv4(in).SetChecksum(header.IPv4(in).CalculateChecksum())
+	h.send(a, in)
+	var got []byte
+	for i := 0; ; i++ {
+		out, _ := recv(t, b)
+		ip := header.IPv4(out)
+		if len(out) > 576 || !ip.IsChecksumValid() || ip.TTL() != 63 {
+			t.Fatalf("fragment %d: len %d checksum %v ttl %d", i, len(out), ip.IsChecksumValid(), ip.TTL())
+		}
+		if int(ip.FragmentOffset()) != len(got) {
+			t.Fatalf("fragment %d offset %d, want %d", i, ip.FragmentOffset(), len(got))
+		}
+		got = append(got, ip.Payload()...)
+		if ip.Flags()&header.IPv4FlagMoreFragments == 0 {
+			break
+		}
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("reassembled payload differs")
+	}
+}

@@ -13,7 +13,7 @@ import (
 // update (RFC 1624), MTU check, then the adjacency's precomputed link-layer
 // header is copied in front of the packet.
 type ip4Rewrite struct {
-	output, icmp int
+	output, icmp, frag int
 }
 
 const (
@@ -22,11 +22,12 @@ const (
 	ip4RewriteTTLExpired
 )
 
-var ip4RewriteErrors = []string{"mtu_exceeded_fragmentation_unsupported", "no_headroom", "ttl_expired"}
+var ip4RewriteErrors = []string{"gso_mtu_exceeded", "no_headroom", "ttl_expired"}
 
 func (n *ip4Rewrite) Init(g *graph.Graph) error {
 	n.output = g.MustIndex(InterfaceOutput)
 	n.icmp = g.MustIndex(IP4ICMPError)
+	n.frag = g.MustIndex(IP4Frag)
 	return nil
 }
 
@@ -55,6 +56,10 @@ func (n *ip4Rewrite) Process(c *graph.Context, f *graph.Frame) {
 				// Without DF the sender lets routers cut its packets:
 				// have the super-packet cut into smaller segments.
 				m.GSOSize = uint16(mtu) - m.HdrLen
+			case m.Flags&buffer.FlagGSO == 0:
+				m.Aux = mtu << 8
+				c.Enqueue(n.frag, b)
+				continue
 			default:
 				c.Drop(b, ip4RewriteErrMTU)
 				continue

@@ -30,6 +30,7 @@ const (
 	IP4ICMPError    = "ip4-icmp-error"
 	IP4ARP          = "ip4-arp"
 	IP4Rewrite      = "ip4-rewrite"
+	IP4Frag         = "ip4-frag"
 	IP6Input        = "ip6-input"
 	IP6Lookup       = "ip6-lookup"
 	IP6Local        = "ip6-local"
@@ -78,6 +79,7 @@ func Register(g *graph.Graph, env Env) *Nodes {
 	g.Register(graph.Spec{Name: IP6Local, Errors: ip6LocalErrors, Node: &ip6Local{env: env}})
 	g.Register(graph.Spec{Name: IP4Rewrite, Errors: ip4RewriteErrors, Node: &ip4Rewrite{}})
 	g.Register(graph.Spec{Name: IP6Rewrite, Errors: ip6RewriteErrors, Node: &ip6Rewrite{}})
+	g.Register(graph.Spec{Name: IP4Frag, Errors: ip4FragErrors, Node: &ip4Frag{}})
 	g.Register(graph.Spec{Name: IP4ICMPError, Errors: ip4ICMPErrorErrors, Node: newIP4ICMPError(env.Workers)})
 	g.Register(graph.Spec{Name: IP6ICMPError, Errors: ip6ICMPErrorErrors, Node: newIP6ICMPError(env.Workers)})
 	g.Register(graph.Spec{Name: IP4ARP, Errors: ip4ARPErrors, Node: newIP4ARP(env.Workers)})
