@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -283,5 +282,3 @@ func (d *Daemon) podInterface(name string) (*podInterface, bool) {
 
 // Uptime is how long the daemon has run.
 func (d *Daemon) Uptime() time.Duration { return time.Since(d.started) }
-
-var _ = os.Getpid
