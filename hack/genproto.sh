@@ -17,4 +17,5 @@ GOBIN="$BIN" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@${PROTOC_
 PATH="$BIN:$PATH" protoc -I api \
   --go_out=api --go_opt=paths=source_relative \
   --go-grpc_out=api --go-grpc_opt=paths=source_relative \
-  api/vecnet/v1/*.proto
+  api/vecnet/v1/*.proto \
+  api/cni/v1/*.proto

@@ -115,10 +115,13 @@ type buildResult struct {
 	err  error
 }
 
-// Binaries builds vecnetd and vecnetctl once per test binary and returns the
-// directory holding them.
+// Binaries builds vecnet's commands (vecnetd, vecnetctl, vecnet-agent and
+// the vecnet CNI plugin) once per test binary and returns their directory.
 func Binaries(t testing.TB) string {
 	t.Helper()
+	if dir := os.Getenv("VECNET_BIN"); dir != "" {
+		return dir // prebuilt (make build), e.g. to benchmark a given build
+	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	v, _ := buildOnce.LoadOrStore(root, &buildResult{})
@@ -128,7 +131,7 @@ func Binaries(t testing.TB) string {
 		if br.err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", br.dir+"/", "./cmd/vecnetd", "./cmd/vecnetctl")
+		cmd := exec.Command("go", "build", "-o", br.dir+"/", "./cmd/...")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			br.err = fmt.Errorf("go build: %v\n%s", err, out)

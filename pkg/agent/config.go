@@ -1,0 +1,102 @@
+// Package agent is vecnet-agent, the node agent (calico-vpp-agent's role):
+// it serves the vecnet CNI plugin, allocates pod addresses from Calico-style
+// IP pools kept in the Kubernetes API, and programs vecnetd. It holds no
+// forwarding state of its own: vecnetd keeps forwarding while the agent
+// restarts, and the agent rebuilds its view from the API and vecnetd.
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of vecnet-agent. Each one is a flag and an
+// environment variable (the flag wins), so a DaemonSet can set them either
+// way:
+//
+//	flag                 env                         default
+//	--node-name          NODE_NAME                   (required) this node's Kubernetes name
+//	--kubeconfig         KUBECONFIG                  in-cluster config when empty
+//	--vecnetd-socket     VECNET_VECNETD_SOCKET       /run/vecnet/vecnetd.sock
+//	--cni-socket         VECNET_CNI_SOCKET           /run/vecnet/cni.sock
+//	--health-addr        VECNET_HEALTH_ADDR          127.0.0.1:9099 (/livez, /readyz)
+//	--metrics-addr       VECNET_METRICS_ADDR         127.0.0.1:9091 (/metrics); empty disables
+//	--mtu                VECNET_MTU                  1500 pod interface MTU
+//	--strict-affinity    VECNET_STRICT_AFFINITY      false: borrow from other nodes' blocks when pools are full
+//	--gc-interval        VECNET_GC_INTERVAL          5m: release addresses of pods that no longer exist
+//	--log-level          VECNET_LOG_LEVEL            info
+type Config struct {
+	NodeName       string
+	Kubeconfig     string
+	VecnetdSocket  string
+	CNISocket      string
+	HealthAddr     string
+	MetricsAddr    string
+	MTU            int
+	StrictAffinity bool
+	GCInterval     time.Duration
+	LogLevel       string
+}
+
+// ParseConfig reads flags (args without the program name) over environment
+// variables over defaults.
+func ParseConfig(args []string, getenv func(string) string) (Config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	var c Config
+	fs := flag.NewFlagSet("vecnet-agent", flag.ContinueOnError)
+	fs.StringVar(&c.NodeName, "node-name", env("NODE_NAME", ""), "this node's name in Kubernetes (env NODE_NAME)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig path; in-cluster config when empty (env KUBECONFIG)")
+	fs.StringVar(&c.VecnetdSocket, "vecnetd-socket", env("VECNET_VECNETD_SOCKET", "/run/vecnet/vecnetd.sock"), "vecnetd API socket")
+	fs.StringVar(&c.CNISocket, "cni-socket", env("VECNET_CNI_SOCKET", "/run/vecnet/cni.sock"), "socket the vecnet CNI plugin connects to")
+	fs.StringVar(&c.HealthAddr, "health-addr", env("VECNET_HEALTH_ADDR", "127.0.0.1:9099"), "address of /livez and /readyz")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("VECNET_METRICS_ADDR", "127.0.0.1:9091"), "address of /metrics (empty: off)")
+	mtu, err := strconv.Atoi(env("VECNET_MTU", "1500"))
+	if err != nil {
+		return c, fmt.Errorf("VECNET_MTU: %v", err)
+	}
+	fs.IntVar(&c.MTU, "mtu", mtu, "pod interface MTU")
+	strict, err := strconv.ParseBool(env("VECNET_STRICT_AFFINITY", "false"))
+	if err != nil {
+		return c, fmt.Errorf("VECNET_STRICT_AFFINITY: %v", err)
+	}
+	fs.BoolVar(&c.StrictAffinity, "strict-affinity", strict, "never borrow addresses from other nodes' blocks")
+	gc, err := time.ParseDuration(env("VECNET_GC_INTERVAL", "5m"))
+	if err != nil {
+		return c, fmt.Errorf("VECNET_GC_INTERVAL: %v", err)
+	}
+	fs.DurationVar(&c.GCInterval, "gc-interval", gc, "how often allocations of deleted pods are released")
+	fs.StringVar(&c.LogLevel, "log-level", env("VECNET_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings, naming the one at fault.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("--node-name (or NODE_NAME) is required"))
+	}
+	for _, s := range []struct{ name, v string }{{"--vecnetd-socket", c.VecnetdSocket}, {"--cni-socket", c.CNISocket}} {
+		if !strings.HasPrefix(s.v, "/") {
+			errs = append(errs, fmt.Errorf("%s %q must be an absolute path", s.name, s.v))
+		}
+	}
+	if c.MTU < 1280 || c.MTU > 65535 {
+		errs = append(errs, fmt.Errorf("--mtu %d must be in [1280, 65535] (IPv6 needs 1280)", c.MTU))
+	}
+	if c.GCInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--gc-interval %s is shorter than 1s", c.GCInterval))
+	}
+	return errors.Join(errs...)
+}
