@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	cniv1 "github.com/vecnet/vecnet/api/cni/v1"
@@ -19,9 +20,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -43,16 +49,26 @@ type Agent struct {
 	metrics *metrics
 	ready   readiness
 
+	dyn        dynamic.Interface
 	podLister  listersv1.PodLister
 	nsLister   listersv1.NamespaceLister
 	nodeLister listersv1.NodeLister
+	blocks     cache.GenericLister
 	queue      workqueue.TypedRateLimitingInterface[string]
 }
 
-// Work items of the reconciler's queue.
+// Work items of the reconciler's queue. Items are coarse (the whole set of
+// pools, of blocks): the work is cheap and coalescing events into one item
+// is what keeps a burst of pod churn from becoming a burst of API calls.
 const (
-	workGC    = "gc"
-	workPools = "pools"
+	workGC     = "gc"
+	workPools  = "pools"
+	workBlocks = "blocks"
+)
+
+var (
+	gvrIPPools    = schema.GroupVersionResource{Group: v3.GroupName, Version: "v3", Resource: "ippools"}
+	gvrIPAMBlocks = schema.GroupVersionResource{Group: v3.GroupName, Version: "v3", Resource: "ipamblocks"}
 )
 
 // RestConfig loads the Kubernetes client configuration.
@@ -65,6 +81,12 @@ func RestConfig(kubeconfig string) (*rest.Config, error) {
 
 // New builds an agent; Run starts it.
 func New(cfg Config, rc *rest.Config) (*Agent, error) {
+	// client-go's default client-side limit (5 requests/s, bursts of 10)
+	// would make every CNI ADD, a handful of IPAM reads and writes, wait
+	// for tokens; the API server's own priority and fairness is the
+	// right place to limit a node agent.
+	rc = rest.CopyConfig(rc)
+	rc.QPS, rc.Burst = 200, 400
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err
@@ -80,6 +102,10 @@ func New(cfg Config, rc *rest.Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
 	_, dp, err := dialVecnetd(cfg.VecnetdSocket)
 	if err != nil {
 		return nil, err
@@ -88,6 +114,7 @@ func New(cfg Config, rc *rest.Config) (*Agent, error) {
 		cfg:     cfg,
 		kube:    kube,
 		crc:     crc,
+		dyn:     dyn,
 		ipam:    ipam.New(crc, ipam.Options{StrictAffinity: cfg.StrictAffinity}),
 		dp:      dp,
 		metrics: newMetrics(),
@@ -114,8 +141,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(any) { a.queue.AddAfter(workGC, 2*time.Second) },
 	})
+	// The IPAM CRDs, through dynamic informers: pool changes refresh the
+	// pool metrics, block changes the view of which node holds which
+	// block (the input of cross-node routing).
+	crdFactory := dynamicinformer.NewDynamicSharedInformerFactory(a.dyn, 10*time.Minute)
+	enqueue := func(item string) cache.ResourceEventHandlerFuncs {
+		return cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { a.queue.Add(item) },
+			UpdateFunc: func(any, any) { a.queue.Add(item) },
+			DeleteFunc: func(any) { a.queue.Add(item) },
+		}
+	}
+	poolInf := crdFactory.ForResource(gvrIPPools)
+	blockInf := crdFactory.ForResource(gvrIPAMBlocks)
+	_, _ = poolInf.Informer().AddEventHandler(enqueue(workPools))
+	_, _ = blockInf.Informer().AddEventHandler(enqueue(workBlocks))
+	a.blocks = blockInf.Lister()
 	podFactory.Start(ctx.Done())
 	factory.Start(ctx.Done())
+	crdFactory.Start(ctx.Done())
 
 	if err := a.serveCNI(ctx); err != nil {
 		return err
@@ -130,7 +174,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	go func() {
 		synced := cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced,
-			factory.Core().V1().Namespaces().Informer().HasSynced, factory.Core().V1().Nodes().Informer().HasSynced)
+			factory.Core().V1().Namespaces().Informer().HasSynced, factory.Core().V1().Nodes().Informer().HasSynced,
+			poolInf.Informer().HasSynced, blockInf.Informer().HasSynced)
 		if synced {
 			a.ready.set("informers", nil)
 			slog.Info("informers synced")
@@ -198,6 +243,8 @@ func (a *Agent) processNext(ctx context.Context) bool {
 		err = a.gcDeletedPods(ctx)
 	case workPools:
 		err = a.updatePoolMetrics(ctx)
+	case workBlocks:
+		a.updateRemoteBlocks()
 	}
 	if err != nil {
 		slog.Warn("reconcile failed; will retry", "item", item, "err", err)
@@ -250,6 +297,32 @@ func (a *Agent) updatePoolMetrics(ctx context.Context) error {
 	return nil
 }
 
+// updateRemoteBlocks counts the blocks held by other nodes: the prefixes
+// that cross-node routing (uplinks and encapsulation, not part of this
+// agent yet) will route to their nodes. Until then pods reach only pods of
+// their own node, and this metric shows what is not yet routed.
+func (a *Agent) updateRemoteBlocks() {
+	objs, err := a.blocks.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	remote := map[string]int{}
+	for _, o := range objs {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		aff, _, _ := unstructured.NestedString(u.Object, "spec", "affinity")
+		if node, ok := strings.CutPrefix(aff, "host:"); ok && node != a.cfg.NodeName {
+			remote[node]++
+		}
+	}
+	a.metrics.remoteBlocks.Reset()
+	for node, n := range remote {
+		a.metrics.remoteBlocks.WithLabelValues(node).Set(float64(n))
+	}
+}
+
 // nodeLabels returns this node's labels (for pools' nodeSelector).
 func (a *Agent) nodeLabels(ctx context.Context) (map[string]string, error) {
 	if n, err := a.nodeLister.Get(a.cfg.NodeName); err == nil {
@@ -269,7 +342,8 @@ func (a *Agent) poolFamilies(ctx context.Context, req addressRequest) (has4, has
 		return len(req.IPv4Pools) > 0, len(req.IPv6Pools) > 0, nil
 	}
 	var pools v3.IPPoolList
-	if err := a.crc.List(ctx, &pools); err != nil {
+	// From the watch cache (see ipam.listPools for why not a consistent read).
+	if err := a.crc.List(ctx, &pools, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err != nil {
 		return false, false, status.Errorf(codes.Unavailable, "listing IPPools: %v", err)
 	}
 	for _, p := range pools.Items {

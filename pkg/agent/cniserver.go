@@ -90,12 +90,15 @@ func (s *cniServer) Add(ctx context.Context, r *cniv1.AddRequest) (resp *cniv1.A
 		return nil, status.Errorf(codes.AlreadyExists, "attachment %s/%s already exists (vecnetd interface %s); the runtime must DEL before a second ADD", short(at.GetContainerId()), at.GetIfname(), name)
 	}
 
+	tPod := time.Now()
 	req, attrs, err := a.podAddressRequest(ctx, at)
 	if err != nil {
 		return nil, err
 	}
 	handle := handleID(at.GetNetwork(), at.GetContainerId(), at.GetIfname())
+	tIPAM := time.Now()
 	addrs, err := a.assign(ctx, handle, req, attrs)
+	log.Debug("add timing", "pod", tIPAM.Sub(tPod), "ipam", time.Since(tIPAM), "before", tPod.Sub(start))
 	if err != nil {
 		log.Warn("address assignment failed", "err", err)
 		return nil, err

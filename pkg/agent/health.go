@@ -22,6 +22,8 @@ type metrics struct {
 	poolSize  *prometheus.GaugeVec
 	poolInUse *prometheus.GaugeVec
 	released  prometheus.Counter
+	// remoteBlocks: IPAM blocks held by other nodes, by node.
+	remoteBlocks *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -42,7 +44,10 @@ func newMetrics() *metrics {
 	m.released = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vecnet_ipam_gc_released_total", Help: "Addresses released by garbage collection because their pod was gone.",
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.poolSize, m.poolInUse, m.released,
+	m.remoteBlocks = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "vecnet_ipam_remote_blocks", Help: "IPAM blocks affine to other nodes (destinations of cross-node routes).",
+	}, []string{"node"})
+	m.reg.MustRegister(m.remoteBlocks, m.requests, m.latency, m.poolSize, m.poolInUse, m.released,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // LabelNode is the label on BlockAffinity objects that holds their node (or,
@@ -67,6 +68,24 @@ func (c *Client) AutoAssign(ctx context.Context, args AssignArgs) (Assigned, err
 	all, err := c.listPools(ctx)
 	if err != nil {
 		return out, err
+	}
+	// The cached pool list may predate a pool created a moment ago (the
+	// usual order when setting up: pool, then pods). If it cannot serve the
+	// request, ask again with a consistent read before failing.
+	for _, fam := range []struct {
+		family int
+		num    int
+		pools  []string
+	}{{4, args.Num4, args.IPv4Pools}, {6, args.Num6, args.IPv6Pools}} {
+		if fam.num == 0 {
+			continue
+		}
+		if _, serr := selectPools(all, fam.pools, fam.family, args.Node, args.NodeLabels, args.IntendedUse); serr != nil {
+			if all, err = c.listPoolsFresh(ctx); err != nil {
+				return out, err
+			}
+			break
+		}
 	}
 	var got []netip.Addr
 	for _, fam := range []struct {
@@ -185,7 +204,7 @@ func (c *Client) autoAssign(ctx context.Context, args AssignArgs, family, num in
 
 	// 3. Borrow from any block of the pools.
 	if len(got) < num && !c.opts.StrictAffinity {
-		blocks, err := c.listBlocks(ctx)
+		blocks, err := c.listBlocksCached(ctx)
 		if err != nil {
 			return fail(err)
 		}
@@ -215,6 +234,10 @@ func (c *Client) autoAssign(ctx context.Context, args AssignArgs, family, num in
 // is incremented first, and decremented by what was not taken.
 func (c *Client) assignFromBlock(ctx context.Context, cidr netip.Prefix, num int, args AssignArgs, affine bool) ([]netip.Addr, error) {
 	b, err := c.getBlock(ctx, cidr)
+	var corrupt *corruptBlockError
+	if errors.As(err, &corrupt) {
+		return nil, nil // never allocate from a block we cannot read
+	}
 	if err != nil || b == nil {
 		return nil, err
 	}
@@ -274,9 +297,16 @@ func nodeLabelValue(node string) string {
 }
 
 // nodeAffinities lists a node's BlockAffinities, sorted by CIDR.
+//
+// The list comes from the API server's watch cache (resourceVersion "0"):
+// a consistent list waits up to ~100 ms for etcd's progress notification.
+// Staleness is safe here: assignFromBlock re-reads each block and uses it
+// only if the block itself says it is affine to the node, and a block the
+// stale list misses is at worst claimed again, which the block's creation
+// conflict settles.
 func (c *Client) nodeAffinities(ctx context.Context, node string) ([]v3.BlockAffinity, error) {
 	var list v3.BlockAffinityList
-	if err := c.c.List(ctx, &list, client.MatchingLabels{LabelNode: nodeLabelValue(node)}); err != nil {
+	if err := c.c.List(ctx, &list, client.MatchingLabels{LabelNode: nodeLabelValue(node)}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err != nil {
 		return nil, err
 	}
 	out := list.Items[:0]
@@ -298,7 +328,7 @@ func (c *Client) nodeAffinities(ctx context.Context, node string) ([]v3.BlockAff
 // tried from a starting point that depends on the node, so that nodes
 // claiming at the same time rarely go for the same block.
 func (c *Client) claimFreeBlock(ctx context.Context, node string, p *pool) (netip.Prefix, error) {
-	blocks, err := c.listBlocks(ctx)
+	blocks, err := c.listBlocksCached(ctx)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -429,7 +459,8 @@ func (c *Client) AssignIP(ctx context.Context, args AssignIPArgs) error {
 	ip := args.IP.Unmap()
 	defer c.lock()()
 
-	pools, err := c.listPools(ctx)
+	// Fixed addresses are rare and must not fail on a stale pool list.
+	pools, err := c.listPoolsFresh(ctx)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Options tune a Client. The zero value is Calico's default behaviour.
@@ -345,8 +346,21 @@ func (c *Client) writeBlock(ctx context.Context, b *blockState) error {
 
 // listBlocks lists all IPAMBlocks, sorted by CIDR.
 func (c *Client) listBlocks(ctx context.Context) ([]*blockState, error) {
+	return c.listBlocksOpts(ctx)
+}
+
+// listBlocksCached is listBlocks from the API server's watch cache, for the
+// assignment paths that only look for candidates (a free block to claim, a
+// block to borrow from): each candidate is then re-read or created with
+// optimistic concurrency, so a stale list costs at most a retry, while a
+// consistent list costs ~100 ms (see listPools).
+func (c *Client) listBlocksCached(ctx context.Context) ([]*blockState, error) {
+	return c.listBlocksOpts(ctx, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+}
+
+func (c *Client) listBlocksOpts(ctx context.Context, opts ...client.ListOption) ([]*blockState, error) {
 	var list v3.IPAMBlockList
-	if err := c.c.List(ctx, &list); err != nil {
+	if err := c.c.List(ctx, &list, opts...); err != nil {
 		return nil, err
 	}
 	out := make([]*blockState, 0, len(list.Items))

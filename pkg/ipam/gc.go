@@ -23,7 +23,7 @@ import (
 // progress), or GC may release an address between its assignment and the
 // pod's start.
 func (c *Client) GC(ctx context.Context, alive func(handleID string, attrs map[string]string) bool) (int, error) {
-	defer c.lock()()
+	// No c.lock(): GC may take long, and the lock is only for efficiency.
 	blocks, err := c.listBlocks(ctx)
 	if err != nil {
 		return 0, err
@@ -92,7 +92,7 @@ type PoolUsage struct {
 // Usage reports, per pool, its size, allocated addresses and blocks (for
 // metrics). Pools are in CIDR order.
 func (c *Client) Usage(ctx context.Context) ([]PoolUsage, error) {
-	pools, err := c.listPools(ctx)
+	pools, err := c.listPoolsFresh(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -645,6 +645,22 @@ func TestOddHandleIDs(t *testing.T) {
 				t.Fatalf("ReleaseByHandle(%q) = %v, %v", id, rel, err)
 			}
 		}
+
+		// A node name too long for a label value (its affinities carry a
+		// hash in the node label) still finds its block again.
+		long := strings.Repeat("rack.", 24) + "node1"
+		a1 := assign4(t, c, long, "long1")
+		a2 := assign4(t, c, long, "long2")
+		nb, _ := c.NodeBlocks(ctx)
+		if len(nb[long]) != 1 || !nb[long][0].Contains(a1) || !nb[long][0].Contains(a2) {
+			t.Fatalf("NodeBlocks[long] = %v (addresses %s %s)", nb[long], a1, a2)
+		}
+		if err := c.ReleaseAffinity(ctx, long); err != nil {
+			t.Fatal(err)
+		}
+		if _, affs, _ := listAll(t, k); len(affs) != 1 { // node1's
+			t.Fatalf("affinities left: %+v", affs)
+		}
 	})
 }
 

@@ -7,7 +7,8 @@ import (
 	"slices"
 
 	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
-	"github.com/vecnet/vecnet/pkg/ipam/selector"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // pool is an IPPool with its CIDR and block size parsed.
@@ -26,9 +27,25 @@ func (p *pool) family() int {
 }
 
 // listPools reads all IPPools; pools that do not validate are skipped.
+//
+// The list is served from the API server's watch cache without a freshness
+// guarantee (resourceVersion "0"): a consistent list of a rarely written
+// resource waits for etcd's next progress notification, about 100 ms, which
+// would dominate every pod ADD. Pools are configuration; acting on a
+// version a moment old is what any watcher does, and block claims stay
+// safe through optimistic concurrency on the blocks themselves.
 func (c *Client) listPools(ctx context.Context) ([]*pool, error) {
+	return c.listPoolsOpts(ctx, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+}
+
+// listPoolsFresh is listPools with a consistent read.
+func (c *Client) listPoolsFresh(ctx context.Context) ([]*pool, error) {
+	return c.listPoolsOpts(ctx)
+}
+
+func (c *Client) listPoolsOpts(ctx context.Context, opts ...client.ListOption) ([]*pool, error) {
 	var list v3.IPPoolList
-	if err := c.c.List(ctx, &list); err != nil {
+	if err := c.c.List(ctx, &list, opts...); err != nil {
 		return nil, err
 	}
 	out := make([]*pool, 0, len(list.Items))
@@ -42,17 +59,6 @@ func (c *Client) listPools(ctx context.Context) ([]*pool, error) {
 	}
 	slices.SortFunc(out, func(a, b *pool) int { return comparePrefix(a.cidr, b.cidr) })
 	return out, nil
-}
-
-// PoolSelectsNode reports whether a pool's nodeSelector selects a node with
-// the given labels (an empty selector selects every node; an invalid one,
-// none).
-func PoolSelectsNode(spec *v3.IPPoolSpec, nodeLabels map[string]string) bool {
-	sel, err := selector.Parse(spec.NodeSelector)
-	if err != nil {
-		return false
-	}
-	return sel.Matches(nodeLabels)
 }
 
 // findPool finds a pool by name or CIDR.

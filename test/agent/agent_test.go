@@ -5,10 +5,12 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,6 +48,10 @@ var (
 	nodeMu    sync.Mutex
 )
 
+// agentGCInterval is short so tests see garbage collection; the latency
+// benchmark uses the production default so GC does not compete with ADDs.
+var agentGCInterval = "2s"
+
 // cluster is one node: the API objects, vecnetd and vecnet-agent.
 type cluster struct {
 	t        *testing.T
@@ -56,6 +62,7 @@ type cluster struct {
 	bin      string
 	cniSock  string
 	health   string
+	metrics  string
 	agent    *exec.Cmd
 	agentLog *lockedBuf
 	cni      *libcni.CNIConfig
@@ -122,6 +129,7 @@ spec: {cidr: %q, blockSize: %s, nodeSelector: "kubernetes.io/hostname == '%s'", 
 	dir := t.TempDir()
 	c.cniSock = filepath.Join(dir, "cni.sock")
 	c.health = freeAddr(t)
+	c.metrics = freeAddr(t)
 	c.startAgent()
 	c.cni = libcni.NewCNIConfig([]string{c.bin}, nil)
 	conf, err := libcni.ConfListFromBytes([]byte(fmt.Sprintf(`{
@@ -134,6 +142,17 @@ spec: {cidr: %q, blockSize: %s, nodeSelector: "kubernetes.io/hostname == '%s'", 
 	}
 	c.conf = conf
 	return c
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func freeAddr(t *testing.T) string {
@@ -149,7 +168,7 @@ func (c *cluster) startAgent() {
 	c.t.Helper()
 	c.agentLog = &lockedBuf{}
 	cmd := exec.Command(filepath.Join(c.bin, "vecnet-agent"), "--node-name", c.node, "--kubeconfig", c.env.Kubeconfig,
-		"--vecnetd-socket", c.v.Socket, "--cni-socket", c.cniSock, "--health-addr", c.health, "--metrics-addr", "", "--gc-interval", "2s")
+		"--vecnetd-socket", c.v.Socket, "--cni-socket", c.cniSock, "--health-addr", c.health, "--metrics-addr", c.metrics, "--gc-interval", agentGCInterval, "--log-level", cmp.Or(os.Getenv("VECNET_AGENT_LOG"), "info"))
 	cmd.Stdout, cmd.Stderr = c.agentLog, c.agentLog
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -164,7 +183,7 @@ func (c *cluster) startAgent() {
 		case <-time.After(5 * time.Second):
 			_ = cmd.Process.Kill()
 		}
-		if c.t.Failed() {
+		if c.t.Failed() || os.Getenv("VECNET_AGENT_LOG") == "debug" {
 			c.t.Logf("vecnet-agent log:\n%s", c.agentLog.String())
 		}
 	})
@@ -294,6 +313,12 @@ func TestCNIAddCheckDelThroughLibcni(t *testing.T) {
 	}
 	ping(t, a, b.v4)
 	ping(t, b, a.v6)
+	m := httpGet(t, "http://"+c.metrics+"/metrics")
+	for _, want := range []string{`vecnet_cni_requests_total{code="OK",op="add"} 2`, "vecnet_cni_request_duration_seconds_bucket", "vecnet_ipam_pool_allocated"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	if err := c.cni.CheckNetworkList(ctxTODO, c.conf, a.rt); err != nil {
 		t.Errorf("CNI CHECK: %v", err)
 	}
@@ -424,6 +449,8 @@ func TestCNILatency(t *testing.T) {
 	if os.Getenv("VECNET_BENCH") == "" {
 		t.Skip("benchmark: VECNET_BENCH=1")
 	}
+	agentGCInterval = "5m"
+	defer func() { agentGCInterval = "2s" }()
 	c := newCluster(t)
 	measure := func(n, conc int) (add, del []time.Duration) {
 		pods := make([]*pod, n)
@@ -473,5 +500,50 @@ func TestCNILatency(t *testing.T) {
 		fmt.Printf("RESULT cni-latency %d pods, %d concurrent: ADD p50 %v p99 %v, DEL p50 %v p99 %v\n",
 			run.n, run.conc, pct(add, .5).Round(time.Millisecond/10), pct(add, .99).Round(time.Millisecond/10),
 			pct(del, .5).Round(time.Millisecond/10), pct(del, .99).Round(time.Millisecond/10))
+	}
+}
+
+// cnitool (containernetworking/cni's own CLI) drives the plugin too, the
+// way operators debug a node by hand.
+func TestCnitool(t *testing.T) {
+	c := newCluster(t)
+	dir := t.TempDir()
+	tool := filepath.Join(dir, "cnitool")
+	build := exec.Command("go", "build", "-o", tool, "github.com/containernetworking/cni/cnitool")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build cnitool: %v\n%s", err, out)
+	}
+	confDir := filepath.Join(dir, "net.d")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-vecnet.conflist"), []byte(fmt.Sprintf(
+		`{"cniVersion":"1.1.0","name":"vecnet","plugins":[{"type":"vecnet","agentSocket":%q}]}`, c.cniSock)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := c.newPod("cnitool-pod", nil)
+	run := func(verb string) string {
+		cmd := exec.Command(tool, verb, "vecnet", p.rt.NetNS)
+		cmd.Env = append(os.Environ(), "NETCONFPATH="+confDir, "CNI_PATH="+c.bin, "CNI_IFNAME=eth0",
+			fmt.Sprintf("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s", c.ns, p.name))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cnitool %s: %v\n%s\nagent log:\n%s", verb, err, out, c.agentLog.String())
+		}
+		return string(out)
+	}
+	out := run("add")
+	if !strings.Contains(out, `"ips"`) {
+		t.Fatalf("cnitool add printed no IPs:\n%s", out)
+	}
+	if o := netlab.MustRun(t, "ip", "-n", p.netns, "-o", "addr", "show", "eth0"); !strings.Contains(o, "inet ") {
+		t.Fatalf("no address on eth0 after cnitool add:\n%s", o)
+	}
+	run("check")
+	run("del")
+	run("del")
+	if _, err := netlab.Run("ip", "-n", p.netns, "link", "show", "eth0"); err == nil {
+		t.Fatal("eth0 still there after cnitool del")
 	}
 }

@@ -30,8 +30,12 @@ func (p *IPPool) Validate() error {
 	return errs.ToAggregate()
 }
 
-// ParseCIDR parses the pool's CIDR.
-func (s *IPPoolSpec) ParseCIDR() (netip.Prefix, error) { return netip.ParsePrefix(s.CIDR) }
+// ParseCIDR parses the pool's CIDR, masked: like Calico, a CIDR written with
+// host bits (10.0.0.1/16) means its network (10.0.0.0/16).
+func (s *IPPoolSpec) ParseCIDR() (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s.CIDR)
+	return p.Masked(), err
+}
 
 // EffectiveBlockSize is the block size, defaulted for the pool's family
 // (26 for IPv4, 122 for IPv6). The CIDR must be valid.
@@ -75,9 +79,6 @@ func (s *IPPoolSpec) validate(path *field.Path) field.ErrorList {
 	if err != nil {
 		errs = append(errs, field.Invalid(cidrPath, s.CIDR, "must be a CIDR such as 10.244.0.0/16"))
 	} else {
-		if cidr.Masked() != cidr {
-			errs = append(errs, field.Invalid(cidrPath, s.CIDR, fmt.Sprintf("has host bits set: the network is %s", cidr.Masked())))
-		}
 		if cidr.Addr().Is4In6() {
 			errs = append(errs, field.Invalid(cidrPath, s.CIDR, "must be an IPv4 or IPv6 CIDR, not IPv4-mapped IPv6"))
 		}

@@ -48,7 +48,7 @@ func TestIPPoolValidate(t *testing.T) {
 		{"ok v6", pool("fd00::/48"), nil},
 		{"ok /32 blocks", pool("10.0.0.0/24", func(s *IPPoolSpec) { s.BlockSize = 32 }), nil},
 		{"bad cidr", pool("10.0.0.0"), []string{"spec.cidr"}},
-		{"host bits", pool("10.0.0.1/16"), []string{"spec.cidr", "10.0.0.0/16"}},
+		{"host bits (masked, as Calico does)", pool("10.0.0.1/16"), nil},
 		{"link local", pool("169.254.0.0/24"), []string{"spec.cidr", "link-local"}},
 		{"v4 block too big", pool("10.0.0.0/16", func(s *IPPoolSpec) { s.BlockSize = 19 }), []string{"spec.blockSize", "20..32"}},
 		{"v4 block out of range", pool("10.0.0.0/16", func(s *IPPoolSpec) { s.BlockSize = 122 }), []string{"spec.blockSize", "20..32"}},
@@ -183,11 +183,11 @@ func TestIPAMObjectsValidate(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	for cidr, want := range map[string]string{
-		"10.0.0.0/26":     "10-0-0-0-26",
-		"10.0.0.64/26":    "10-0-0-64-26",
-		"fd00:10::/122":   "fd00-10---122",
-		"fd00::1:0/122":   "fd00--1-0-122",
-		"::100/122":       "0--100-122",
+		"10.0.0.0/26":      "10-0-0-0-26",
+		"10.0.0.64/26":     "10-0-0-64-26",
+		"fd00:10::/122":    "fd00-10---122",
+		"fd00::1:0/122":    "fd00--1-0-122",
+		"::100/122":        "0--100-122",
 		"2001:db8::40/122": "2001-db8--40-122",
 	} {
 		if got := BlockName(netip.MustParsePrefix(cidr)); got != want {

@@ -3,8 +3,8 @@ package v3
 import (
 	"errors"
 	"os"
-	"reflect"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -142,10 +142,10 @@ func TestUnknownFieldsRejected(t *testing.T) {
 
 func TestASNumber(t *testing.T) {
 	for in, want := range map[string]ASNumber{
-		`{"asNumber": 64512}`:        64512,
-		`{"asNumber": "64512"}`:      64512,
-		`{"asNumber": "1.10"}`:       65546,
-		`{"asNumber": 4294967295}`:   4294967295,
+		`{"asNumber": 64512}`:         64512,
+		`{"asNumber": "64512"}`:       64512,
+		`{"asNumber": "1.10"}`:        65546,
+		`{"asNumber": 4294967295}`:    4294967295,
 		`{"asNumber": "65535.65535"}`: 4294967295,
 	} {
 		var s BGPPeerSpec
