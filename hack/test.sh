@@ -15,11 +15,14 @@ go vet ./...
 
 echo "== kube-apiserver + etcd for the Kubernetes tests (test/kubeenv)"
 # Cached outside the repo; first time ~5 min on 2 cores, then instant.
-kube_out=$(bash hack/kube-build.sh)
+kube_out=$(bash hack/kube-build.sh | tee /dev/stderr)
 VECNET_KUBE_BIN=$(sed -n 's/^KUBE_BIN=//p' <<<"$kube_out")
 [[ -n $VECNET_KUBE_BIN ]] || { echo "hack/kube-build.sh printed no KUBE_BIN= line" >&2; exit 1; }
 export VECNET_KUBE_BIN
 export VECNET_REQUIRE_KUBE=1 # here a missing apiserver fails the tests instead of skipping them
+
+echo "== generated code is current (CRDs and deep copies)"
+bash hack/gencrd.sh --verify
 
 echo "== unit and end-to-end tests"
 if [[ $(id -u) -ne 0 ]]; then

@@ -266,17 +266,28 @@ func (a *Agent) gcDeletedPods(ctx context.Context) error {
 		if attrs["node"] != a.cfg.NodeName || attrs["pod"] == "" {
 			return true
 		}
+		alive := true
 		p, err := a.podLister.Pods(attrs["namespace"]).Get(attrs["pod"])
 		if err != nil {
 			// Not in the cache: confirm with the API before releasing, the
 			// cache may be behind a pod created a moment ago.
 			p, err = a.getPod(ctx, attrs["namespace"], attrs["pod"])
-			if status.Code(err) != codes.NotFound {
+			alive = status.Code(err) != codes.NotFound
+		}
+		if err == nil && attrs["uid"] != "" && string(p.UID) != attrs["uid"] {
+			alive = false
+		}
+		if !alive {
+			// The interface goes with the addresses: an address handed
+			// to a new pod must not still be routed to the old one.
+			name := podInterfaceName(attrs["container"], attrs["ifname"])
+			if _, err := a.dp.DeleteInterface(ctx, &vecnetv1.DeleteInterfaceRequest{Name: name}); err != nil && status.Code(err) != codes.NotFound {
+				slog.Warn("gc: could not delete the interface of a deleted pod; keeping its addresses", "interface", name, "pod", attrs["namespace"]+"/"+attrs["pod"], "err", err)
 				return true
 			}
-			return false
+			slog.Info("gc: pod is gone, releasing its addresses", "pod", attrs["namespace"]+"/"+attrs["pod"], "interface", name, "handle", handle)
 		}
-		return attrs["uid"] == "" || string(p.UID) == attrs["uid"]
+		return alive
 	})
 	if n > 0 {
 		a.metrics.released.Add(float64(n))

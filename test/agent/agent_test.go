@@ -547,3 +547,30 @@ func TestCnitool(t *testing.T) {
 		t.Fatal("eth0 still there after cnitool del")
 	}
 }
+
+// A pod deleted from the API without a CNI DEL (node crash, runtime bug)
+// gets its addresses and interface released by the agent's GC.
+func TestGCReleasesDeletedPods(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.newPod("gone", nil), c.newPod("stays", nil)
+	c.add(a)
+	c.add(b)
+	if err := c.env.Client.CoreV1().Pods(c.ns).Delete(ctxTODO, "gone", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(c.handles()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("handles after GC: %v, want only the live pod's\nagent log:\n%s", c.handles(), c.agentLog.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := netlab.Run("ip", "-n", a.netns, "link", "show", "eth0"); err == nil {
+		t.Error("the deleted pod's interface is still there after GC")
+	}
+	if out, err := netlab.Run("ip", "-n", b.netns, "addr", "show", "eth0"); err != nil || !strings.Contains(out, b.v4.String()) {
+		t.Errorf("the live pod lost its interface or address: %v\n%s", err, out)
+	}
+	c.del(b)
+	c.del(a) // the runtime's late DEL still succeeds
+}
