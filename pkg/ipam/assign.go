@@ -233,7 +233,10 @@ func (c *Client) autoAssign(ctx context.Context, args AssignArgs, family, num in
 // With affine, only if the block is (still) affine to args.Node. The handle
 // is incremented first, and decremented by what was not taken.
 func (c *Client) assignFromBlock(ctx context.Context, cidr netip.Prefix, num int, args AssignArgs, affine bool) ([]netip.Addr, error) {
-	b, err := c.getBlock(ctx, cidr)
+	// The cached copy skips full blocks without a consistent read (a node
+	// with many full blocks would otherwise read each on every ADD); the
+	// update below is checked against the block's current version anyway.
+	b, err := c.getBlockCached(ctx, cidr)
 	var corrupt *corruptBlockError
 	if errors.As(err, &corrupt) {
 		return nil, nil // never allocate from a block we cannot read

@@ -311,8 +311,25 @@ func (c *Client) decrementHandle(ctx context.Context, handleID string, block net
 
 // getBlock reads a block; (nil, nil) if it does not exist.
 func (c *Client) getBlock(ctx context.Context, cidr netip.Prefix) (*blockState, error) {
+	return c.getBlockOpts(ctx, cidr)
+}
+
+// getBlockCached reads a block from the API server's watch cache. Callers
+// use it to skip full blocks cheaply and as the starting version of an
+// update: a stale copy fails the update with a conflict, and the retry reads
+// the block consistently. A block missing from the cache (created a moment
+// ago by this very claim) is read consistently at once.
+func (c *Client) getBlockCached(ctx context.Context, cidr netip.Prefix) (*blockState, error) {
+	b, err := c.getBlockOpts(ctx, cidr, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}})
+	if err == nil && b == nil {
+		return c.getBlock(ctx, cidr)
+	}
+	return b, err
+}
+
+func (c *Client) getBlockOpts(ctx context.Context, cidr netip.Prefix, opts ...client.GetOption) (*blockState, error) {
 	var obj v3.IPAMBlock
-	err := c.c.Get(ctx, client.ObjectKey{Name: v3.BlockName(cidr)}, &obj)
+	err := c.c.Get(ctx, client.ObjectKey{Name: v3.BlockName(cidr)}, &obj, opts...)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
