@@ -61,6 +61,16 @@ func TestPodsTalkThroughVecnetd(t *testing.T) {
 				ping(t, b, a.v4)
 				ping(t, a, b.v6)
 				ping(t, b, a.v6)
+				if kind == "tap" {
+					// The pods' link-layer addresses are known (from the
+					// device at creation, then from ARP/ND).
+					n := v.MustCtl(t, "show", "neighbors")
+					for _, ip := range []string{a.v4, b.v4, a.v6, b.v6} {
+						if !regexp.MustCompile(regexp.QuoteMeta(ip) + `\s+\S+\s+reachable`).MatchString(n) {
+							t.Errorf("show neighbors lacks %s as reachable:\n%s", ip, n)
+						}
+					}
+				}
 			})
 			t.Run("iperf3", func(t *testing.T) {
 				for _, dir := range []struct {
