@@ -52,6 +52,10 @@ type Assigned struct {
 // node's blocks, else from a newly claimed block, else (unless
 // StrictAffinity) borrowed from another node's block. It assigns all or
 // nothing: on error, addresses taken by this call are released again.
+//
+// Concurrent calls are served in batches (see batch.go), each with its own
+// result. If ctx ends while the call waits, it returns ctx's error, and
+// whatever the batch assigns for it is released.
 func (c *Client) AutoAssign(ctx context.Context, args AssignArgs) (Assigned, error) {
 	var out Assigned
 	if args.HandleID == "" || args.Node == "" {
@@ -63,60 +67,13 @@ func (c *Client) AutoAssign(ctx context.Context, args AssignArgs) (Assigned, err
 	if args.IntendedUse == "" {
 		args.IntendedUse = v3.IPPoolAllowedUseWorkload
 	}
-	defer c.lock()()
-
-	all, err := c.listPools(ctx)
-	if err != nil {
-		return out, err
+	if c.opts.NoLocalLock {
+		// Without the local lock nothing is serialised, batches included:
+		// each call is a batch of its own.
+		r := c.serveBatch(ctx, []*assignReq{{ctx: ctx, args: args}})[0]
+		return r.out, r.err
 	}
-	// The cached pool list may predate a pool created a moment ago (the
-	// usual order when setting up: pool, then pods). If it cannot serve the
-	// request, ask again with a consistent read before failing.
-	for _, fam := range []struct {
-		family int
-		num    int
-		pools  []string
-	}{{4, args.Num4, args.IPv4Pools}, {6, args.Num6, args.IPv6Pools}} {
-		if fam.num == 0 {
-			continue
-		}
-		if _, serr := selectPools(all, fam.pools, fam.family, args.Node, args.NodeLabels, args.IntendedUse); serr != nil {
-			if all, err = c.listPoolsFresh(ctx); err != nil {
-				return out, err
-			}
-			break
-		}
-	}
-	var got []netip.Addr
-	for _, fam := range []struct {
-		family int
-		num    int
-		pools  []string
-	}{{4, args.Num4, args.IPv4Pools}, {6, args.Num6, args.IPv6Pools}} {
-		if fam.num == 0 {
-			continue
-		}
-		pools, err := selectPools(all, fam.pools, fam.family, args.Node, args.NodeLabels, args.IntendedUse)
-		if err == nil {
-			var addrs []netip.Addr
-			addrs, err = c.autoAssign(ctx, args, fam.family, fam.num, pools)
-			got = append(got, addrs...)
-		}
-		if err != nil {
-			if len(got) > 0 {
-				c.rollback(ctx, args.HandleID, got)
-			}
-			return Assigned{}, err
-		}
-	}
-	for _, a := range got {
-		if a.Is4() {
-			out.IPv4 = append(out.IPv4, hostPrefix(a))
-		} else {
-			out.IPv6 = append(out.IPv6, hostPrefix(a))
-		}
-	}
-	return out, nil
+	return c.enqueue(ctx, args)
 }
 
 // rollback releases addresses taken by a call that then failed.
@@ -128,165 +85,32 @@ func (c *Client) rollback(ctx context.Context, handleID string, addrs []netip.Ad
 	_, _ = c.releaseIPs(context.WithoutCancel(ctx), opts)
 }
 
-// autoAssign assigns num addresses of one family from pools.
-func (c *Client) autoAssign(ctx context.Context, args AssignArgs, family, num int, pools []*pool) ([]netip.Addr, error) {
-	var got []netip.Addr
-	fail := func(err error) ([]netip.Addr, error) { return got, err }
-
-	// 1. The node's own blocks.
-	affs, err := c.nodeAffinities(ctx, args.Node)
+// usableAffinity returns the block of one of node's BlockAffinities if the
+// node may assign from it (the zero Prefix if not). A pending claim that
+// was interrupted after creating the block is finished. (A pending claim
+// whose block is not ours is left to ReleaseAffinity.)
+func (c *Client) usableAffinity(ctx context.Context, node string, a v3.BlockAffinity) (netip.Prefix, error) {
+	cidr, err := netip.ParsePrefix(a.Spec.CIDR)
 	if err != nil {
-		return fail(err)
+		return netip.Prefix{}, nil
 	}
-	held := 0
-	for _, a := range affs {
-		cidr, err := netip.ParsePrefix(a.Spec.CIDR)
+	switch a.Spec.State {
+	case v3.StateConfirmed:
+	case v3.StatePending:
+		b, err := c.getBlock(ctx, cidr)
 		if err != nil {
-			continue
+			return netip.Prefix{}, err
 		}
-		switch a.Spec.State {
-		case v3.StateConfirmed:
-		case v3.StatePending:
-			// A claim that was interrupted after creating the block:
-			// finish it. (A pending claim whose block is not ours is left
-			// to ReleaseAffinity.)
-			b, err := c.getBlock(ctx, cidr)
-			if err != nil {
-				return fail(err)
-			}
-			if b == nil || b.spec().AffineNode() != args.Node {
-				continue
-			}
-			if err := c.setAffinityState(ctx, a.Name, a.Spec, v3.StateConfirmed); err != nil {
-				return fail(err)
-			}
-		default:
-			continue
+		if b == nil || b.spec().AffineNode() != node {
+			return netip.Prefix{}, nil
 		}
-		held++
-		if poolOf(pools, cidr) == nil {
-			continue
+		if err := c.setAffinityState(ctx, a.Name, a.Spec, v3.StateConfirmed); err != nil {
+			return netip.Prefix{}, err
 		}
-		if len(got) == num {
-			continue // keep counting held blocks
-		}
-		addrs, err := c.assignFromBlock(ctx, cidr, num-len(got), args, true)
-		if err != nil {
-			return fail(err)
-		}
-		got = append(got, addrs...)
+	default:
+		return netip.Prefix{}, nil
 	}
-
-	// 2. New blocks.
-	for len(got) < num && !c.opts.NoAutoAllocateBlocks &&
-		(c.opts.MaxBlocksPerHost == 0 || held < c.opts.MaxBlocksPerHost) {
-		var claimed netip.Prefix
-		for _, p := range pools {
-			cidr, err := c.claimFreeBlock(ctx, args.Node, p)
-			if err != nil {
-				return fail(err)
-			}
-			if cidr.IsValid() {
-				claimed = cidr
-				break
-			}
-		}
-		if !claimed.IsValid() {
-			break // every block of every pool is claimed
-		}
-		held++
-		addrs, err := c.assignFromBlock(ctx, claimed, num-len(got), args, true)
-		if err != nil {
-			return fail(err)
-		}
-		got = append(got, addrs...)
-	}
-
-	// 3. Borrow from any block of the pools.
-	if len(got) < num && !c.opts.StrictAffinity {
-		blocks, err := c.listBlocksCached(ctx)
-		if err != nil {
-			return fail(err)
-		}
-		for _, b := range blocks {
-			if len(got) == num {
-				break
-			}
-			if b.free() == 0 || b.spec().Deleted || poolOf(pools, b.cidr) == nil {
-				continue
-			}
-			addrs, err := c.assignFromBlock(ctx, b.cidr, num-len(got), args, false)
-			if err != nil {
-				return fail(err)
-			}
-			got = append(got, addrs...)
-		}
-	}
-	if len(got) < num {
-		return fail(&PoolExhaustedError{Family: family, Node: args.Node, Pools: poolNames(pools),
-			Wanted: num, Got: len(got), Strict: c.opts.StrictAffinity})
-	}
-	return got, nil
-}
-
-// assignFromBlock takes up to num free addresses of a block for a handle.
-// With affine, only if the block is (still) affine to args.Node. The handle
-// is incremented first, and decremented by what was not taken.
-func (c *Client) assignFromBlock(ctx context.Context, cidr netip.Prefix, num int, args AssignArgs, affine bool) ([]netip.Addr, error) {
-	// The cached copy skips full blocks without a consistent read (a node
-	// with many full blocks would otherwise read each on every ADD); the
-	// update below is checked against the block's current version anyway.
-	b, err := c.getBlockCached(ctx, cidr)
-	var corrupt *corruptBlockError
-	if errors.As(err, &corrupt) {
-		return nil, nil // never allocate from a block we cannot read
-	}
-	if err != nil || b == nil {
-		return nil, err
-	}
-	usable := func(b *blockState) bool {
-		return b != nil && !b.spec().Deleted && (!affine || b.spec().AffineNode() == args.Node)
-	}
-	if !usable(b) || b.free() == 0 {
-		return nil, nil
-	}
-	want := min(num, b.free())
-	if err := c.incrementHandle(ctx, args.HandleID, cidr, want); err != nil {
-		return nil, err
-	}
-	var got []netip.Addr
-	err = c.retry(ctx, "assign from block "+cidr.String(), func() error {
-		if b == nil { // re-read after a conflict
-			if b, err = c.getBlock(ctx, cidr); err != nil {
-				return err
-			}
-		}
-		if !usable(b) {
-			return nil
-		}
-		addrs := b.allocate(want, args.HandleID, args.Attrs)
-		if len(addrs) == 0 {
-			return nil
-		}
-		if err := c.c.Update(ctx, b.obj); err != nil {
-			b = nil
-			if apierrors.IsNotFound(err) {
-				return errRetry
-			}
-			return err
-		}
-		got = addrs
-		return nil
-	})
-	if derr := c.decrementHandle(ctx, args.HandleID, cidr, want-len(got)); err == nil {
-		err = derr
-	}
-	if err != nil && len(got) > 0 {
-		// Only the handle decrement failed: the addresses are ours, and the
-		// handle over-counts, which is allowed.
-		err = nil
-	}
-	return got, err
+	return cidr, nil
 }
 
 // nodeLabelValue is the LabelNode value of a node.

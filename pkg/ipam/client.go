@@ -28,6 +28,10 @@
 // own mutating calls with a mutex, purely to avoid conflicts between its own
 // goroutines (a node agent's pods all allocate from the same block); the
 // mutex is not needed for correctness (Options.NoLocalLock turns it off).
+// So that serialising does not make a node's concurrent pod ADDs wait for
+// one another, AutoAssign calls that arrive while one is being served are
+// queued and then served together, as one batch (batch.go): one write of a
+// block allocates for all of them.
 //
 // The client.Client given to New must read from the API server, not from an
 // informer cache: a stale read can only cause conflicts, never a double
@@ -38,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -98,6 +103,11 @@ type Client struct {
 	c    client.Client
 	opts Options
 	mu   sync.Mutex
+	// batch queues AutoAssign calls (see batch.go).
+	batch batchQueue
+
+	slotsMu sync.Mutex
+	slots   map[string]*handleSlot
 }
 
 // New returns a Client over c, whose scheme must include
@@ -237,30 +247,92 @@ func (c *Client) deleteIfUnchanged(ctx context.Context, obj client.Object) error
 
 // ---- handles
 
+// handleSlot serialises this Client's writes of one handle (the IPv4 and
+// IPv6 parts of a request, served concurrently, both write it) and keeps
+// the object as last written, so that the next write starts from it
+// instead of re-reading it. The copy is only a starting point: if it is
+// stale, the Update conflicts and the handle is read again.
+type handleSlot struct {
+	mu   sync.Mutex
+	refs int // guarded by Client.slotsMu
+	obj  *v3.IPAMHandle
+}
+
+// handleSlot takes the slot of a handle; the returned func gives it back.
+func (c *Client) handleSlot(handleID string) (*handleSlot, func()) {
+	c.slotsMu.Lock()
+	if c.slots == nil {
+		c.slots = map[string]*handleSlot{}
+	}
+	s := c.slots[handleID]
+	if s == nil {
+		s = &handleSlot{}
+		c.slots[handleID] = s
+	}
+	s.refs++
+	c.slotsMu.Unlock()
+	s.mu.Lock()
+	return s, func() {
+		s.mu.Unlock()
+		c.slotsMu.Lock()
+		if s.refs--; s.refs == 0 {
+			delete(c.slots, handleID)
+		}
+		c.slotsMu.Unlock()
+	}
+}
+
+// take returns the last written copy of the handle (once), or nil.
+func (s *handleSlot) take() *v3.IPAMHandle {
+	h := s.obj
+	s.obj = nil
+	return h
+}
+
 // incrementHandle adds n addresses in block to a handle, creating it.
 func (c *Client) incrementHandle(ctx context.Context, handleID string, block netip.Prefix, n int) error {
-	key := block.String()
+	return c.incrementHandleBlocks(ctx, handleID, map[netip.Prefix]int{block: n})
+}
+
+// incrementHandleBlocks adds addresses in several blocks to a handle, with
+// one write, creating it.
+func (c *Client) incrementHandleBlocks(ctx context.Context, handleID string, blocks map[netip.Prefix]int) error {
+	add := func(m map[string]int) {
+		for b, n := range blocks {
+			m[b.String()] += n
+		}
+	}
 	name := v3.HandleName(handleID)
-	create := true // a handle is usually new: try that first
+	slot, done := c.handleSlot(handleID)
+	defer done()
+	create := slot.obj == nil // a handle is usually new: try that first
 	return c.retry(ctx, "increment handle "+handleID, func() error {
 		var h v3.IPAMHandle
-		if create {
-			h.Name = name
-			h.Spec = v3.IPAMHandleSpec{HandleID: handleID, Block: map[string]int{key: n}}
-			err := c.c.Create(ctx, &h)
-			if !apierrors.IsAlreadyExists(err) {
+		if cached := slot.take(); cached != nil {
+			h = *cached
+		} else {
+			if create {
+				h.Name = name
+				h.Spec = v3.IPAMHandleSpec{HandleID: handleID, Block: map[string]int{}}
+				add(h.Spec.Block)
+				err := c.c.Create(ctx, &h)
+				if err == nil {
+					slot.obj = h.DeepCopy()
+				}
+				if !apierrors.IsAlreadyExists(err) {
+					return err
+				}
+				create = false
+				h = v3.IPAMHandle{}
+			}
+			err := c.c.Get(ctx, client.ObjectKey{Name: name}, &h)
+			if apierrors.IsNotFound(err) {
+				create = true
+				return errRetry
+			}
+			if err != nil {
 				return err
 			}
-			create = false
-			h = v3.IPAMHandle{}
-		}
-		err := c.c.Get(ctx, client.ObjectKey{Name: name}, &h)
-		if apierrors.IsNotFound(err) {
-			create = true
-			return errRetry
-		}
-		if err != nil {
-			return err
 		}
 		if h.Spec.HandleID != handleID {
 			return fmt.Errorf("ipam: IPAMHandle %s belongs to handle %q, not %q", name, h.Spec.HandleID, handleID)
@@ -268,44 +340,70 @@ func (c *Client) incrementHandle(ctx context.Context, handleID string, block net
 		if h.Spec.Block == nil {
 			h.Spec.Block = map[string]int{}
 		}
-		h.Spec.Block[key] += n
-		return c.c.Update(ctx, &h)
+		add(h.Spec.Block)
+		err := c.c.Update(ctx, &h)
+		if err == nil {
+			slot.obj = h.DeepCopy()
+		} else if apierrors.IsNotFound(err) {
+			create = true
+			return errRetry
+		}
+		return err
 	})
 }
 
 // decrementHandle removes n addresses in block from a handle, deleting the
 // handle when it counts none.
 func (c *Client) decrementHandle(ctx context.Context, handleID string, block netip.Prefix, n int) error {
-	if n <= 0 {
+	return c.decrementHandleBlocks(ctx, handleID, map[netip.Prefix]int{block: n})
+}
+
+// decrementHandleBlocks removes addresses in several blocks from a handle,
+// with one write, deleting the handle when it counts none.
+func (c *Client) decrementHandleBlocks(ctx context.Context, handleID string, blocks map[netip.Prefix]int) error {
+	maps.DeleteFunc(blocks, func(_ netip.Prefix, n int) bool { return n <= 0 })
+	if len(blocks) == 0 {
 		return nil
 	}
-	key := block.String()
 	name := v3.HandleName(handleID)
+	slot, done := c.handleSlot(handleID)
+	defer done()
 	return c.retry(ctx, "decrement handle "+handleID, func() error {
 		var h v3.IPAMHandle
-		err := c.c.Get(ctx, client.ObjectKey{Name: name}, &h)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
+		if cached := slot.take(); cached != nil {
+			h = *cached
+		} else {
+			err := c.c.Get(ctx, client.ObjectKey{Name: name}, &h)
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if h.Spec.HandleID != handleID {
 			return nil
 		}
-		if left := h.Spec.Block[key] - n; left > 0 {
-			h.Spec.Block[key] = left
-		} else {
-			delete(h.Spec.Block, key)
+		for b, n := range blocks {
+			key := b.String()
+			if left := h.Spec.Block[key] - n; left > 0 {
+				h.Spec.Block[key] = left
+			} else {
+				delete(h.Spec.Block, key)
+			}
 		}
 		if len(h.Spec.Block) == 0 {
-			err = c.deleteIfUnchanged(ctx, &h)
+			err := c.deleteIfUnchanged(ctx, &h)
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
 			return err
 		}
-		return c.c.Update(ctx, &h)
+		err := c.c.Update(ctx, &h)
+		if err == nil {
+			slot.obj = h.DeepCopy()
+		}
+		return err
 	})
 }
 
