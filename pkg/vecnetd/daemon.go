@@ -213,17 +213,23 @@ func (d *Daemon) CreateInterface(c *createInterface) (*podInterface, error) {
 // another interface's packets.
 func (d *Daemon) DeleteInterface(name string) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	pi, ok := d.ifaces[name]
 	if !ok {
+		d.mu.Unlock()
 		return fmt.Errorf("interface %q: %w", name, ErrNoInterface)
 	}
 	if _, err := d.Tables.DeleteInterface(name); err != nil {
+		d.mu.Unlock()
 		return err
 	}
 	delete(d.ifaces, name)
 	err := d.assignQueues()
 	d.quiesce()
+	d.mu.Unlock()
+	// Closing the descriptors unregisters the kernel device, which waits
+	// for an RCU grace period (~15 ms here). No worker can reach them any
+	// more, so other interface changes need not wait behind it, and
+	// concurrent deletions (a node draining) overlap their grace periods.
 	if cerr := pi.dev.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
