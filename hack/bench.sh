@@ -14,3 +14,8 @@ go test -run '^$' -bench 'Benchmark(IP4|IP6)Lookup$' -benchmem -benchtime 1s ./p
 
 echo "== side by side with the kernel (VECNET_BENCH_SECONDS=${VECNET_BENCH_SECONDS:-10} per run)"
 VECNET_BENCH=1 go test -count=1 -v -timeout 30m ./test/bench/ | grep -E '^RESULT|round|FAIL|ok'
+
+echo "== CNI ADD/DEL latency through libcni against a real kube-apiserver"
+kube_out=$(bash hack/kube-build.sh | tee /dev/stderr)
+VECNET_KUBE_BIN=$(sed -n 's/^KUBE_BIN=//p' <<<"$kube_out") VECNET_BENCH=1 \
+  go test -count=1 -v -timeout 30m -run TestCNILatency ./test/agent/ | grep -E '^RESULT|FAIL|ok'

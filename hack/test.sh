@@ -37,7 +37,20 @@ echo "== fuzz targets (${FUZZTIME:=5s} each)"
 for pkg in $(go list ./...); do
   for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
     echo "-- $pkg $f"
-    go test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 1s "$pkg" >/tmp/vecnet-fuzz.log 2>&1 || { cat /tmp/vecnet-fuzz.log; exit 1; }
+    for attempt in 1 2; do
+      if go test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 1s "$pkg" >/tmp/vecnet-fuzz.log 2>&1; then
+        break
+      fi
+      # Go's fuzzer can report "context deadline exceeded" when fuzztime
+      # ends while it minimises a new input; that is no finding (a real
+      # one writes "Failing input"). Anything else, or twice, fails.
+      if [[ $attempt -eq 1 ]] && grep -q 'context deadline exceeded' /tmp/vecnet-fuzz.log && ! grep -q 'Failing input' /tmp/vecnet-fuzz.log; then
+        echo "   (fuzzer deadline race, running again)"
+        continue
+      fi
+      cat /tmp/vecnet-fuzz.log
+      exit 1
+    done
   done
 done
 echo "all tests passed"
