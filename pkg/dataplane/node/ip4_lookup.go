@@ -1,12 +1,10 @@
 package node
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
-	"github.com/vecnet/vecnet/pkg/dataplane/tables"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -15,7 +13,7 @@ import (
 // adjacency of the route's load balance and steers the packet by the
 // adjacency's kind.
 type ip4Lookup struct {
-	rewrite, local, arp, icmp int
+	lookupNexts
 }
 
 const (
@@ -28,7 +26,7 @@ var ip4LookupErrors = []string{"null_route", "no_vrf"}
 func (n *ip4Lookup) Init(g *graph.Graph) error {
 	n.rewrite = g.MustIndex(IP4Rewrite)
 	n.local = g.MustIndex(IP4Local)
-	n.arp = g.MustIndex(IP4ARP)
+	n.resolve = g.MustIndex(IP4ARP)
 	n.icmp = g.MustIndex(IP4ICMPError)
 	return nil
 }
@@ -45,8 +43,7 @@ func (n *ip4Lookup) Process(c *graph.Context, f *graph.Frame) {
 		ip := header.IPv4(p.Packet(b))
 		v := t.VRFs[m.VRF].IP4.Lookup(ip.Dst32())
 		if v == 0 {
-			m.Aux = auxICMP(icmpNoRoute, 0)
-			c.Enqueue(n.icmp, b)
+			n.noRoute(c, b, m)
 			continue
 		}
 		lb := &t.LBs[v]
@@ -56,24 +53,10 @@ func (n *ip4Lookup) Process(c *graph.Context, f *graph.Frame) {
 			adj = lb.Buckets[m.FlowHash&lb.Mask]
 		}
 		m.Adj = adj
-		switch t.Adjs[adj].Kind {
-		case tables.AdjRewrite:
-			c.Enqueue(n.rewrite, b)
-		case tables.AdjLocal:
-			c.Enqueue(n.local, b)
-		case tables.AdjIncomplete, tables.AdjGlean:
-			c.Enqueue(n.arp, b)
-		case tables.AdjUnreachable:
-			m.Aux = auxICMP(icmpNoRoute, 0)
-			c.Enqueue(n.icmp, b)
-		default:
-			c.Drop(b, ip4LookupErrNullRoute)
-		}
+		n.steer(c, b, m, t.Adjs[adj].Kind, ip4LookupErrNullRoute)
 	}
 }
 
-// TraceDetail repeats the lookup: traces are taken as a frame enters a
-// node, before Process has chosen the adjacency.
 func (n *ip4Lookup) TraceDetail(c *graph.Context, b buffer.Index) string {
 	m := c.Pool.Meta(b)
 	t := c.Tables
@@ -82,20 +65,7 @@ func (n *ip4Lookup) TraceDetail(c *graph.Context, b buffer.Index) string {
 	}
 	ip := header.IPv4(c.Pool.Packet(b))
 	v := t.VRFs[m.VRF].IP4.Lookup(ip.Dst32())
-	if v == 0 {
-		return fmt.Sprintf("vrf %d: no route to %s", t.VRFs[m.VRF].ID, netip.AddrFrom4(ip.DestinationAddress()))
-	}
-	lb := &t.LBs[v]
-	adj := lb.Buckets[flowHash4(ip)&lb.Mask]
-	a := t.Adjs[adj]
-	return fmt.Sprintf("vrf %d: %s lb %d (%d buckets) adj %d %s tx-if %d nh %s", t.VRFs[m.VRF].ID, netip.AddrFrom4(ip.DestinationAddress()), v, len(lb.Buckets), adj, a.Kind, a.TxIf, nhString(a.NextHop))
-}
-
-func nhString(a netip.Addr) string {
-	if !a.IsValid() {
-		return "attached"
-	}
-	return a.String()
+	return describeRoute(t, m.VRF, netip.AddrFrom4(ip.DestinationAddress()), v, flowHash4(ip))
 }
 
 // flowHash4 hashes the 5-tuple (addresses, protocol and, for the first

@@ -1,19 +1,17 @@
 package node
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
-	"github.com/vecnet/vecnet/pkg/dataplane/tables"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
 // ip6-lookup is ip4-lookup for IPv6: per-prefix-length hash tables probed
 // longest first.
 type ip6Lookup struct {
-	rewrite, local, nd, icmp int
+	lookupNexts
 }
 
 const (
@@ -26,7 +24,7 @@ var ip6LookupErrors = []string{"null_route", "no_vrf"}
 func (n *ip6Lookup) Init(g *graph.Graph) error {
 	n.rewrite = g.MustIndex(IP6Rewrite)
 	n.local = g.MustIndex(IP6Local)
-	n.nd = g.MustIndex(IP6ND)
+	n.resolve = g.MustIndex(IP6ND)
 	n.icmp = g.MustIndex(IP6ICMPError)
 	return nil
 }
@@ -44,8 +42,7 @@ func (n *ip6Lookup) Process(c *graph.Context, f *graph.Frame) {
 		hi, lo := ip.DstHiLo()
 		v := t.VRFs[m.VRF].IP6.Lookup(hi, lo)
 		if v == 0 {
-			m.Aux = auxICMP(icmpNoRoute, 0)
-			c.Enqueue(n.icmp, b)
+			n.noRoute(c, b, m)
 			continue
 		}
 		lb := &t.LBs[v]
@@ -55,19 +52,7 @@ func (n *ip6Lookup) Process(c *graph.Context, f *graph.Frame) {
 			adj = lb.Buckets[m.FlowHash&lb.Mask]
 		}
 		m.Adj = adj
-		switch t.Adjs[adj].Kind {
-		case tables.AdjRewrite:
-			c.Enqueue(n.rewrite, b)
-		case tables.AdjLocal:
-			c.Enqueue(n.local, b)
-		case tables.AdjIncomplete, tables.AdjGlean:
-			c.Enqueue(n.nd, b)
-		case tables.AdjUnreachable:
-			m.Aux = auxICMP(icmpNoRoute, 0)
-			c.Enqueue(n.icmp, b)
-		default:
-			c.Drop(b, ip6LookupErrNullRoute)
-		}
+		n.steer(c, b, m, t.Adjs[adj].Kind, ip6LookupErrNullRoute)
 	}
 }
 
@@ -80,13 +65,7 @@ func (n *ip6Lookup) TraceDetail(c *graph.Context, b buffer.Index) string {
 	ip := header.IPv6(c.Pool.Packet(b))
 	hi, lo := ip.DstHiLo()
 	v := t.VRFs[m.VRF].IP6.Lookup(hi, lo)
-	if v == 0 {
-		return fmt.Sprintf("vrf %d: no route to %s", t.VRFs[m.VRF].ID, netip.AddrFrom16(ip.DestinationAddress()))
-	}
-	lb := &t.LBs[v]
-	adj := lb.Buckets[flowHash6(ip)&lb.Mask]
-	a := t.Adjs[adj]
-	return fmt.Sprintf("vrf %d: %s lb %d (%d buckets) adj %d %s tx-if %d nh %s", t.VRFs[m.VRF].ID, netip.AddrFrom16(ip.DestinationAddress()), v, len(lb.Buckets), adj, a.Kind, a.TxIf, nhString(a.NextHop))
+	return describeRoute(t, m.VRF, netip.AddrFrom16(ip.DestinationAddress()), v, flowHash6(ip))
 }
 
 // flowHash6 hashes addresses, flow label and (when directly after the fixed
