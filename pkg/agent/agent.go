@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	cniv1 "github.com/vecnet/vecnet/api/cni/v1"
@@ -55,6 +56,9 @@ type Agent struct {
 	nodeLister listersv1.NodeLister
 	blocks     cache.GenericLister
 	queue      workqueue.TypedRateLimitingInterface[string]
+
+	upMu         sync.Mutex
+	vecnetdStart time.Time // to notice vecnetd's restarts
 }
 
 // Work items of the reconciler's queue. Items are coarse (the whole set of
@@ -181,6 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			slog.Info("informers synced")
 			a.queue.Add(workGC)
 			a.queue.Add(workPools)
+			a.queue.Add(workRestore)
 		}
 	}()
 	go wait.UntilWithContext(ctx, a.watchVecnetd, 2*time.Second)
@@ -200,7 +205,14 @@ func (a *Agent) watchVecnetd(ctx context.Context) {
 	if err != nil {
 		err = fmt.Errorf("not reachable at %s: %v", a.cfg.VecnetdSocket, status.Convert(err).Message())
 	}
+	wasDown := a.ready.get("vecnetd") != nil
 	a.ready.set("vecnetd", err)
+	restarted := err == nil && a.vecnetdRestarted(cctx)
+	slog.Debug("vecnetd watch", "err", err, "was_down", wasDown, "restarted", restarted)
+	if err == nil && (restarted || wasDown) {
+		// vecnetd came (back) up: re-create the pods' interfaces it lost.
+		a.queue.Add(workRestore)
+	}
 }
 
 func (a *Agent) serveCNI(ctx context.Context) error {
@@ -245,6 +257,8 @@ func (a *Agent) processNext(ctx context.Context) bool {
 		err = a.updatePoolMetrics(ctx)
 	case workBlocks:
 		a.updateRemoteBlocks()
+	case workRestore:
+		err = a.restorePods(ctx)
 	}
 	if err != nil {
 		slog.Warn("reconcile failed; will retry", "item", item, "err", err)

@@ -96,6 +96,14 @@ func (s *cniServer) Add(ctx context.Context, r *cniv1.AddRequest) (resp *cniv1.A
 		return nil, err
 	}
 	handle := handleID(at.GetNetwork(), at.GetContainerId(), at.GetIfname())
+	mtu := uint32(a.cfg.MTU)
+	if m := at.GetOptions().GetMtu(); m != 0 {
+		mtu = m
+	}
+	// What it takes to re-create the interface after a vecnetd restart
+	// (restore.go), kept with the allocation.
+	attrs["netns"] = at.GetNetns()
+	attrs["mtu"] = fmt.Sprint(mtu)
 	tIPAM := time.Now()
 	addrs, err := a.assign(ctx, handle, req, attrs)
 	log.Debug("add timing", "pod", tIPAM.Sub(tPod), "ipam", time.Since(tIPAM), "before", tPod.Sub(start))
@@ -113,10 +121,6 @@ func (s *cniServer) Add(ctx context.Context, r *cniv1.AddRequest) (resp *cniv1.A
 			}
 		}
 	}()
-	mtu := uint32(a.cfg.MTU)
-	if m := at.GetOptions().GetMtu(); m != 0 {
-		mtu = m
-	}
 	var hostAddrs []string
 	for _, p := range addrs {
 		hostAddrs = append(hostAddrs, p.String())

@@ -67,6 +67,12 @@ func (r *readiness) set(name string, err error) {
 	r.conds[name] = err
 }
 
+func (r *readiness) get(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conds[name]
+}
+
 func (r *readiness) check() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	vecnetv1 "github.com/vecnet/vecnet/api/vecnet/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -15,6 +17,13 @@ import (
 func dialVecnetd(socket string) (*grpc.ClientConn, vecnetv1.DataplaneClient, error) {
 	conn, err := grpc.NewClient("unix:"+socket,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A local socket is cheap to retry: gRPC's default backoff (up to
+		// two minutes) would leave pods without interfaces that long
+		// after a vecnetd restart.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("vecnetd socket %s: %w", socket, err)

@@ -574,3 +574,37 @@ func TestGCReleasesDeletedPods(t *testing.T) {
 	c.del(b)
 	c.del(a) // the runtime's late DEL still succeeds
 }
+
+// vecnetd takes the pods' tun devices with it when it exits; once it is
+// back, the agent re-creates them with the same addresses.
+func TestVecnetdRestartRestoresPods(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.newPod("pod-a", nil), c.newPod("pod-b", nil)
+	c.add(a)
+	c.add(b)
+	ping(t, a, b.v4)
+	socket := c.v.Socket
+	if !c.v.Stop(10 * time.Second) {
+		t.Fatal("vecnetd did not stop")
+	}
+	if _, err := netlab.Run("ip", "-n", a.netns, "link", "show", "eth0"); err == nil {
+		t.Fatal("eth0 survived vecnetd's exit")
+	}
+	v2 := netlab.StartVecnetdAt(t, socket)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := v2.Ctl("show", "interfaces")
+		if strings.Count(out, "vn") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pods not restored after vecnetd restart:\n%s\nagent log:\n%s", out, c.agentLog.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ping(t, a, b.v4)
+	ping(t, b, a.v6)
+	c.v = v2
+	c.del(a)
+	c.del(b)
+}

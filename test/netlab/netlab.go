@@ -157,9 +157,15 @@ type Vecnetd struct {
 // is stopped (SIGTERM, then SIGKILL) when the test ends.
 func StartVecnetd(t testing.TB, flags ...string) *Vecnetd {
 	t.Helper()
+	return StartVecnetdAt(t, filepath.Join(t.TempDir(), "vecnetd.sock"), flags...)
+}
+
+// StartVecnetdAt is StartVecnetd on a given socket path, e.g. to restart
+// vecnetd where its clients expect it.
+func StartVecnetdAt(t testing.TB, socket string, flags ...string) *Vecnetd {
+	t.Helper()
 	bin := Binaries(t)
-	dir := t.TempDir()
-	v := &Vecnetd{Socket: filepath.Join(dir, "vecnetd.sock"), Bin: bin, log: &bytes.Buffer{}, exited: make(chan struct{})}
+	v := &Vecnetd{Socket: socket, Bin: bin, log: &bytes.Buffer{}, exited: make(chan struct{})}
 	v.cmd = exec.Command(filepath.Join(bin, "vecnetd"), append([]string{"--socket", v.Socket}, flags...)...)
 	v.cmd.Stdout = &lockedWriter{v}
 	v.cmd.Stderr = &lockedWriter{v}
