@@ -40,6 +40,11 @@ import (
 //     short of addresses in one family releases those it got in the other),
 //     with its own error.
 //
+// ReleaseByHandle and ReleaseIPs calls are queued the same way; a batch
+// serves its AutoAssign calls first, then its releases (serveReleases in
+// release.go: one write of each block frees the addresses of every release
+// in it, then each handle is decremented or deleted).
+//
 // Nothing here is needed for correctness between Clients, which rests, as
 // before, on the optimistic concurrency of each object; the batch is only
 // a way to write a block once for many callers instead of once per caller.
@@ -57,25 +62,32 @@ type assignReq struct {
 	err       error
 }
 
-// batchQueue holds the AutoAssign calls waiting to be served.
+// batchQueue holds the AutoAssign and release calls waiting to be served.
 type batchQueue struct {
-	mu      sync.Mutex
-	queue   []*assignReq
-	running bool // a goroutine is serving the queue
+	mu       sync.Mutex
+	queue    []*assignReq
+	releases []*releaseReq
+	running  bool // a goroutine is serving the queue
 }
 
-// enqueue queues a request and waits for its result.
-func (c *Client) enqueue(ctx context.Context, args AssignArgs) (Assigned, error) {
-	r := &assignReq{ctx: ctx, args: args, done: make(chan struct{})}
+// push queues a request (add appends it under the queue's mutex) and
+// starts the serving goroutine if none runs.
+func (c *Client) push(add func(q *batchQueue)) {
 	q := &c.batch
 	q.mu.Lock()
-	q.queue = append(q.queue, r)
+	add(q)
 	start := !q.running
 	q.running = true
 	q.mu.Unlock()
 	if start {
 		go c.serveQueue()
 	}
+}
+
+// enqueue queues a request and waits for its result.
+func (c *Client) enqueue(ctx context.Context, args AssignArgs) (Assigned, error) {
+	r := &assignReq{ctx: ctx, args: args, done: make(chan struct{})}
+	c.push(func(q *batchQueue) { q.queue = append(q.queue, r) })
 	select {
 	case <-r.done:
 		return r.out, r.err
@@ -92,20 +104,24 @@ func (c *Client) enqueue(ctx context.Context, args AssignArgs) (Assigned, error)
 	}
 }
 
-// serveQueue serves batches until the queue is empty.
+// serveQueue serves batches until the queue is empty. A batch takes every
+// queued call: first its AutoAssign calls are served (and complete), then
+// its releases (see serveReleases), always in that order.
 func (c *Client) serveQueue() {
 	q := &c.batch
 	for {
 		q.mu.Lock()
-		reqs := q.queue
-		q.queue = nil
-		if len(reqs) == 0 {
+		reqs, rels := q.queue, q.releases
+		q.queue, q.releases = nil, nil
+		if len(reqs) == 0 && len(rels) == 0 {
 			q.running = false
 			q.mu.Unlock()
 			return
 		}
 		q.mu.Unlock()
 
+		// Requests whose caller is already gone are not served.
+		var ctxs []context.Context
 		live := reqs[:0]
 		for _, r := range reqs {
 			if err := r.ctx.Err(); err != nil {
@@ -113,17 +129,36 @@ func (c *Client) serveQueue() {
 				continue
 			}
 			live = append(live, r)
+			ctxs = append(ctxs, r.ctx)
 		}
-		if len(live) == 0 {
+		liveRels := rels[:0]
+		for _, r := range rels {
+			if err := r.ctx.Err(); err != nil {
+				r.complete(nil, err)
+				continue
+			}
+			liveRels = append(liveRels, r)
+			ctxs = append(ctxs, r.ctx)
+		}
+		if len(ctxs) == 0 {
 			continue
 		}
-		ctx, cancel := batchContext(live)
+		ctx, cancel := batchContext(ctxs)
 		unlock := c.lock()
-		res := c.serveBatch(ctx, live)
-		for i, r := range live {
-			if !r.complete(res[i].out, res[i].err) && res[i].err == nil {
-				// Its caller gave up waiting: nobody will use the addresses.
-				c.rollback(ctx, r.args.HandleID, res[i].addrs())
+		if len(live) > 0 {
+			res := c.serveBatch(ctx, live)
+			for i, r := range live {
+				if !r.complete(res[i].out, res[i].err) && res[i].err == nil {
+					// Its caller gave up waiting: nobody will use the addresses.
+					c.rollback(ctx, r.args.HandleID, res[i].addrs())
+				}
+			}
+		}
+		if len(liveRels) > 0 {
+			// A release whose caller gave up waiting is done all the same:
+			// it is what the caller asked for.
+			for i, res := range c.serveReleases(ctx, liveRels) {
+				liveRels[i].complete(res.out, res.err)
 			}
 		}
 		unlock()
@@ -143,11 +178,11 @@ func (r *assignReq) complete(out Assigned, err error) bool {
 // batchContext is the context a batch is served with: the values of the
 // first request's, not cancelled with any one caller's, with the latest of
 // the requests' deadlines (none if one of them has none).
-func batchContext(reqs []*assignReq) (context.Context, context.CancelFunc) {
-	base := context.WithoutCancel(reqs[0].ctx)
+func batchContext(ctxs []context.Context) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(ctxs[0])
 	var latest time.Time
-	for _, r := range reqs {
-		d, ok := r.ctx.Deadline()
+	for _, ctx := range ctxs {
+		d, ok := ctx.Deadline()
 		if !ok {
 			return context.WithCancel(base)
 		}

@@ -31,7 +31,8 @@
 // So that serialising does not make a node's concurrent pod ADDs wait for
 // one another, AutoAssign calls that arrive while one is being served are
 // queued and then served together, as one batch (batch.go): one write of a
-// block allocates for all of them.
+// block allocates for all of them. Releases (a node's concurrent pod DELs)
+// are batched the same way: one write of a block frees for all of them.
 //
 // The client.Client given to New must read from the API server, not from an
 // informer cache: a stale read can only cause conflicts, never a double
