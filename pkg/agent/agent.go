@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -359,33 +358,3 @@ func (a *Agent) nodeLabels(ctx context.Context) (map[string]string, error) {
 	}
 	return n.Labels, nil
 }
-
-// poolFamilies says which address families the attachment gets: those with
-// pools named in the annotations, else those with any enabled pool.
-func (a *Agent) poolFamilies(ctx context.Context, req addressRequest) (has4, has6 bool, err error) {
-	if len(req.IPv4Pools) > 0 || len(req.IPv6Pools) > 0 {
-		return len(req.IPv4Pools) > 0, len(req.IPv6Pools) > 0, nil
-	}
-	var pools v3.IPPoolList
-	// From the watch cache (see ipam.listPools for why not a consistent read).
-	if err := a.crc.List(ctx, &pools, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err != nil {
-		return false, false, status.Errorf(codes.Unavailable, "listing IPPools: %v", err)
-	}
-	for _, p := range pools.Items {
-		if p.Spec.Disabled {
-			continue
-		}
-		pfx, err := parseCIDR(p.Spec.CIDR)
-		if err != nil {
-			continue
-		}
-		if pfx.Addr().Is4() {
-			has4 = true
-		} else {
-			has6 = true
-		}
-	}
-	return has4, has6, nil
-}
-
-func parseCIDR(s string) (netip.Prefix, error) { return netip.ParsePrefix(s) }

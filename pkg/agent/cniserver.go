@@ -242,14 +242,18 @@ func (a *Agent) assign(ctx context.Context, handle string, req addressRequest, a
 		}
 		return out, nil
 	}
-	has4, has6, err := a.poolFamilies(ctx, req)
-	if err != nil {
-		return nil, err
+	args := ipam.AssignArgs{HandleID: handle, Node: a.cfg.NodeName, NodeLabels: node, IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools, Attrs: attrs}
+	// Pool annotations name the families a pod wants; otherwise it gets
+	// one address of each family that has a pool for this node.
+	has4, has6 := len(req.IPv4Pools) > 0, len(req.IPv6Pools) > 0
+	if !has4 && !has6 {
+		if has4, has6, err = a.ipam.Families(ctx, args); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "listing IPPools: %v", err)
+		}
 	}
 	if !has4 && !has6 {
-		return nil, status.Errorf(codes.FailedPrecondition, "no enabled IPPool for node %s: create one (kubectl apply -f an IPPool with apiVersion projectcalico.org/v3)", a.cfg.NodeName)
+		return nil, status.Errorf(codes.FailedPrecondition, "no enabled IPPool selects node %s: create one (kubectl apply -f an IPPool with apiVersion projectcalico.org/v3)", a.cfg.NodeName)
 	}
-	args := ipam.AssignArgs{HandleID: handle, Node: a.cfg.NodeName, NodeLabels: node, IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools, Attrs: attrs}
 	if has4 {
 		args.Num4 = 1
 	}

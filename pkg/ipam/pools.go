@@ -135,3 +135,32 @@ func poolOf(pools []*pool, block netip.Prefix) *pool {
 	}
 	return nil
 }
+
+// Families reports for which address families AutoAssign(args) has a pool
+// to draw from (args.Num4 and Num6 are ignored): the families whose
+// requested pools, or whose enabled pools selecting args.Node, exist. The
+// caller asks for one address of each, which is how a pod gets dual stack
+// exactly where the pools give it.
+func (c *Client) Families(ctx context.Context, args AssignArgs) (v4, v6 bool, err error) {
+	if args.IntendedUse == "" {
+		args.IntendedUse = v3.IPPoolAllowedUseWorkload
+	}
+	check := func(all []*pool) (bool, bool) {
+		_, e4 := selectPools(all, args.IPv4Pools, 4, args.Node, args.NodeLabels, args.IntendedUse)
+		_, e6 := selectPools(all, args.IPv6Pools, 6, args.Node, args.NodeLabels, args.IntendedUse)
+		return e4 == nil, e6 == nil
+	}
+	all, err := c.listPools(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	if v4, v6 = check(all); v4 && v6 {
+		return v4, v6, nil
+	}
+	// A pool created a moment ago may be missing from the cached list.
+	if all, err = c.listPoolsFresh(ctx); err != nil {
+		return false, false, err
+	}
+	v4, v6 = check(all)
+	return v4, v6, nil
+}
