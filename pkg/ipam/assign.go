@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // LabelNode is the label on BlockAffinity objects that holds their node (or,
@@ -125,15 +124,13 @@ func nodeLabelValue(node string) string {
 
 // nodeAffinities lists a node's BlockAffinities, sorted by CIDR.
 //
-// The list comes from the API server's watch cache (resourceVersion "0"):
-// a consistent list waits up to ~100 ms for etcd's progress notification.
-// Staleness is safe here: assignFromBlock re-reads each block and uses it
+// The list comes from the watch cache (listFromCache). Staleness is safe: assignFromBlock re-reads each block and uses it
 // only if the block itself says it is affine to the node, and a block the
 // stale list misses is at worst claimed again, which the block's creation
 // conflict settles.
 func (c *Client) nodeAffinities(ctx context.Context, node string) ([]v3.BlockAffinity, error) {
 	var list v3.BlockAffinityList
-	if err := c.c.List(ctx, &list, client.MatchingLabels{LabelNode: nodeLabelValue(node)}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}); err != nil {
+	if err := c.c.List(ctx, &list, client.MatchingLabels{LabelNode: nodeLabelValue(node)}, listFromCache()); err != nil {
 		return nil, err
 	}
 	out := list.Items[:0]

@@ -419,7 +419,7 @@ func (c *Client) getBlock(ctx context.Context, cidr netip.Prefix) (*blockState, 
 // the block consistently. A block missing from the cache (created a moment
 // ago by this very claim) is read consistently at once.
 func (c *Client) getBlockCached(ctx context.Context, cidr netip.Prefix) (*blockState, error) {
-	b, err := c.getBlockOpts(ctx, cidr, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}})
+	b, err := c.getBlockOpts(ctx, cidr, getFromCache())
 	if err == nil && b == nil {
 		return c.getBlock(ctx, cidr)
 	}
@@ -460,18 +460,33 @@ func (c *Client) writeBlock(ctx context.Context, b *blockState) error {
 	return err
 }
 
+// listFromCache and getFromCache read from the API server's watch cache
+// (resourceVersion "0") instead of etcd: a consistent read of a rarely
+// written resource waits for etcd's next progress notification, about
+// 100 ms, which would dominate every pod ADD. They serve only reads where a
+// stale answer costs at most a retry or a fall-back consistent read, since
+// every write is checked against the object's resourceVersion. The options
+// are made afresh each call: controller-runtime writes label selectors
+// into Raw.
+func listFromCache() client.ListOption {
+	return &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}
+}
+
+func getFromCache() client.GetOption {
+	return &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}}
+}
+
 // listBlocks lists all IPAMBlocks, sorted by CIDR.
 func (c *Client) listBlocks(ctx context.Context) ([]*blockState, error) {
 	return c.listBlocksOpts(ctx)
 }
 
-// listBlocksCached is listBlocks from the API server's watch cache, for the
-// assignment paths that only look for candidates (a free block to claim, a
-// block to borrow from): each candidate is then re-read or created with
-// optimistic concurrency, so a stale list costs at most a retry, while a
-// consistent list costs ~100 ms (see listPools).
+// listBlocksCached is listBlocks from the watch cache, for the assignment
+// paths that only look for candidates (a free block to claim, a block to
+// borrow from): each candidate is then re-read or created with optimistic
+// concurrency.
 func (c *Client) listBlocksCached(ctx context.Context) ([]*blockState, error) {
-	return c.listBlocksOpts(ctx, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+	return c.listBlocksOpts(ctx, listFromCache())
 }
 
 func (c *Client) listBlocksOpts(ctx context.Context, opts ...client.ListOption) ([]*blockState, error) {

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -26,16 +25,12 @@ func (p *pool) family() int {
 	return 6
 }
 
-// listPools reads all IPPools; pools that do not validate are skipped.
-//
-// The list is served from the API server's watch cache without a freshness
-// guarantee (resourceVersion "0"): a consistent list of a rarely written
-// resource waits for etcd's next progress notification, about 100 ms, which
-// would dominate every pod ADD. Pools are configuration; acting on a
-// version a moment old is what any watcher does, and block claims stay
-// safe through optimistic concurrency on the blocks themselves.
+// listPools reads all IPPools from the watch cache (listFromCache); pools
+// that do not validate are skipped. Pools are configuration: acting on a
+// version a moment old is what any watcher does, and callers fall back to
+// listPoolsFresh when the cached list cannot serve a request.
 func (c *Client) listPools(ctx context.Context) ([]*pool, error) {
-	return c.listPoolsOpts(ctx, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})
+	return c.listPoolsOpts(ctx, listFromCache())
 }
 
 // listPoolsFresh is listPools with a consistent read.
