@@ -11,6 +11,7 @@ import (
 
 	vecnetv1 "github.com/vecnet/vecnet/api/vecnet/v1"
 	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
+	"github.com/vecnet/vecnet/pkg/ipam"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -53,28 +54,16 @@ func (a *Agent) nodeAttachments() (map[string]*attachment, error) {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
 			continue
 		}
-		cidr, err := netip.ParsePrefix(b.Spec.CIDR)
-		if err != nil {
-			continue
-		}
-		for ord, ai := range b.Spec.Allocations {
-			if ai == nil || *ai < 0 || *ai >= len(b.Spec.Attributes) {
+		for _, al := range ipam.BlockAllocations(&b) {
+			if al.Attrs["node"] != a.cfg.NodeName || al.Attrs["netns"] == "" {
 				continue
 			}
-			at := b.Spec.Attributes[*ai]
-			if at.HandleID == nil || at.ActiveOwnerAttrs["node"] != a.cfg.NodeName || at.ActiveOwnerAttrs["netns"] == "" {
-				continue
-			}
-			addr := cidr.Addr()
-			for i := 0; i < ord; i++ {
-				addr = addr.Next()
-			}
-			att := out[*at.HandleID]
+			att := out[al.HandleID]
 			if att == nil {
-				att = &attachment{handle: *at.HandleID, attrs: at.ActiveOwnerAttrs}
-				out[*at.HandleID] = att
+				att = &attachment{handle: al.HandleID, attrs: al.Attrs}
+				out[al.HandleID] = att
 			}
-			att.addrs = append(att.addrs, netip.PrefixFrom(addr, addr.BitLen()))
+			att.addrs = append(att.addrs, netip.PrefixFrom(al.Addr, al.Addr.BitLen()))
 		}
 	}
 	return out, nil

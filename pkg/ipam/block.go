@@ -319,3 +319,32 @@ func (b *blockState) ordinalsOf(handleID string) []int {
 	}
 	return out
 }
+
+// Allocation is one allocated address of a block and its owner.
+type Allocation struct {
+	Addr     netip.Addr
+	HandleID string
+	Attrs    map[string]string
+}
+
+// BlockAllocations lists the allocated addresses of an IPAMBlock read
+// elsewhere (e.g. from an informer), so that readers outside this package
+// need not know how allocations and attributes are laid out.
+func BlockAllocations(b *v3.IPAMBlock) []Allocation {
+	cidr, err := netip.ParsePrefix(b.Spec.CIDR)
+	if err != nil {
+		return nil
+	}
+	var out []Allocation
+	for ord, ai := range b.Spec.Allocations {
+		if ai == nil || *ai < 0 || *ai >= len(b.Spec.Attributes) || ord >= blockLen(cidr.Masked()) {
+			continue
+		}
+		at := b.Spec.Attributes[*ai]
+		if at.HandleID == nil {
+			continue
+		}
+		out = append(out, Allocation{Addr: ordinalAddr(cidr.Masked(), ord), HandleID: *at.HandleID, Attrs: at.ActiveOwnerAttrs})
+	}
+	return out
+}
