@@ -45,7 +45,6 @@ type podInterface struct {
 	name  string
 	index uint32
 	dev   *tun.Device
-	vrf   uint32
 	mac   [6]byte
 }
 
@@ -155,7 +154,7 @@ func (d *Daemon) CreateInterface(c *createInterface) (*podInterface, error) {
 	if err != nil {
 		return nil, err
 	}
-	pi := &podInterface{name: name, dev: dev, vrf: c.vrf}
+	pi := &podInterface{name: name, dev: dev}
 	kind := tables.KindTun
 	if c.dev.Kind == tun.Tap {
 		kind = tables.KindTap
@@ -167,7 +166,7 @@ func (d *Daemon) CreateInterface(c *createInterface) (*podInterface, error) {
 	}
 	idx, err := d.Tables.AddInterface(tables.Interface{
 		Name: name, Kind: kind, MTU: uint32(c.dev.MTU), VRF: c.vrf, MAC: pi.mac,
-		PodAddrs: podAddrs, TxFDs: dev.FDs, VnetHdr: true,
+		PodAddrs: podAddrs, TxFDs: dev.FDs,
 	})
 	if err != nil {
 		dev.Close()

@@ -57,7 +57,6 @@ type Interface struct {
 	// Worker w writes to TxFDs[w%len(TxFDs)], so workers never contend on a
 	// queue of the kernel device.
 	TxFDs    []int
-	VnetHdr  bool
 	Counters *InterfaceCounters
 	Capture  *atomic.Pointer[Capture]
 }
