@@ -99,6 +99,10 @@ func (n *TunInputNode) Poll(c *graph.Context) int {
 	total := 0
 	for _, q := range qs {
 		ifc := c.Tables.Interface(q.IfIndex)
+		var cp *tables.Capture // once per queue, not per packet
+		if ifc != nil {
+			cp = ifc.Capture.Load()
+		}
 		var pkts, bytes uint64
 		for i := 0; i < n.budget && total < graph.FrameSize; i++ {
 			b, ok, errno := r.Read(q.FD, q.L2)
@@ -128,7 +132,7 @@ func (n *TunInputNode) Poll(c *graph.Context) int {
 				c.StartTrace(b)
 				trace = c.TraceWanted()
 			}
-			if cp := ifc.Capture.Load(); cp != nil {
+			if cp != nil {
 				capture(cp, c.Pool.Packet(b), false)
 			}
 			if q.L2 {
