@@ -4,14 +4,11 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/vecnet/vecnet/test/netlab"
 )
@@ -60,33 +57,6 @@ func vecnetPods(t *testing.T, v *netlab.Vecnetd, mtu int) (a, b string) {
 	return pods[0], pods[1]
 }
 
-// iperf3 runs one TCP stream from client to server and returns Gbit/s.
-func iperf3(t *testing.T, clientNS, serverNS, addr string, secs int) float64 {
-	t.Helper()
-	port := strconv.Itoa(5300 + int(time.Now().UnixNano()%500))
-	netlab.Background(t, serverNS, "iperf3", "-s", "-1", "-p", port)
-	var out string
-	for i := 0; i < 50; i++ {
-		out, _ = netlab.InNetns(clientNS, "iperf3", "-J", "-c", addr, "-p", port, "-t", strconv.Itoa(secs), "-O", "1")
-		if !strings.Contains(out, "unable to connect") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	var res struct {
-		Error string `json:"error"`
-		End   struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Error != "" || res.End.SumReceived.BitsPerSecond == 0 {
-		t.Fatalf("iperf3 %s: %v %s\n%s", addr, err, res.Error, out)
-	}
-	return res.End.SumReceived.BitsPerSecond / 1e9
-}
-
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
@@ -112,8 +82,8 @@ func TestIperf3SameNodeVsKernel(t *testing.T) {
 	ka, kb := kernelPods(t, mtu)
 	var vn, kn []float64
 	for r := 0; r < rounds; r++ {
-		kn = append(kn, iperf3(t, ka, kb, "10.78.0.3", secs))
-		vn = append(vn, iperf3(t, va, vb, "10.79.0.3", secs))
+		kn = append(kn, netlab.Iperf3(t, ka, kb, "10.78.0.3", secs, "-O", "1")/1e9)
+		vn = append(vn, netlab.Iperf3(t, va, vb, "10.79.0.3", secs, "-O", "1")/1e9)
 		t.Logf("round %d: vecnet %.2f Gbit/s, kernel %.2f Gbit/s", r+1, vn[r], kn[r])
 	}
 	mv, mk := median(vn), median(kn)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -123,36 +122,7 @@ func TestPodsTalkThroughVecnetd(t *testing.T) {
 // iperf3 runs a TCP test for secs seconds and returns the receiver's bits/s.
 func iperf3(t *testing.T, client, server pod, addr string, secs int) float64 {
 	t.Helper()
-	port := strconv.Itoa(5201 + int(time.Now().UnixNano()%1000))
-	srv := netlab.Background(t, server.ns, "iperf3", "-s", "-1", "-p", port)
-	_ = srv
-	var out string
-	var err error
-	// The server needs a moment to listen; retry only that failure.
-	for i := 0; i < 50; i++ {
-		out, err = netlab.InNetns(client.ns, "iperf3", "-J", "-c", addr, "-p", port, "-t", strconv.Itoa(secs))
-		if !strings.Contains(out, "unable to connect") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("iperf3 to %s: %v\n%s", addr, err, out)
-	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("iperf3 json: %v\n%s", err, out)
-	}
-	if res.End.SumReceived.BitsPerSecond <= 0 {
-		t.Fatalf("iperf3 moved no data:\n%s", out)
-	}
-	return res.End.SumReceived.BitsPerSecond
+	return netlab.Iperf3(t, client.ns, server.ns, addr, secs)
 }
 
 // errorCount reads one counter from `vecnetctl show errors`.
@@ -332,19 +302,7 @@ func TestMultiqueue(t *testing.T) {
 	if out := v.MustCtl(t, "show", "interfaces"); !regexp.MustCompile(`mq0\s+\d+\s+tun\s+\S+\s+eth0\s+1500\s+2\b`).MatchString(out) {
 		t.Fatalf("show interfaces does not list 2 queues for mq0:\n%s", out)
 	}
-	port := "5390"
-	netlab.Background(t, pods[1].ns, "iperf3", "-s", "-1", "-p", port)
-	var out string
-	for i := 0; i < 50; i++ {
-		out, _ = netlab.InNetns(pods[0].ns, "iperf3", "-c", pods[1].v4, "-p", port, "-t", "2", "-P", "4")
-		if !strings.Contains(out, "unable to connect") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !strings.Contains(out, "receiver") {
-		t.Fatalf("iperf3 -P 4:\n%s", out)
-	}
+	netlab.Iperf3(t, pods[0].ns, pods[1].ns, pods[1].v4, 2, "-P", "4")
 	rt := v.MustCtl(t, "show", "runtime")
 	sections := strings.Split(rt, "Worker ")
 	if len(sections) != 3 {
