@@ -314,21 +314,23 @@ func TestE2EShowRoutes(t *testing.T) {
 		{Prefix: "10.0.0.0/8", NextHops: []*vecnetv1.NextHop{{Ip: "192.168.1.1", Weight: 2}, {Ip: "192.168.1.2"}}, Source: "static"},
 		{Prefix: "10.0.0.0/16", Vrf: 3, NextHops: []*vecnetv1.NextHop{{Interface: "tun0"}}, Source: "connected"},
 		{Prefix: "9.0.0.0/8", NextHops: []*vecnetv1.NextHop{{Interface: "tun0"}}, Source: "static"},
+		{Prefix: "10.9.0.0/24", NextHops: []*vecnetv1.NextHop{{Ip: "192.168.1.9", Encap: "vxlan", Vni: 4096}}, Source: "static"},
 	}}
 	dial := startFake(t, srv)
 	out := mustRun(t, dial, "show", "routes")
-	want := `VRF  Prefix       Via          Dev   Weight  Source
-0    9.0.0.0/8    -            tun0  1       static
-0    10.0.0.0/8   192.168.1.1  -     2       static
-0    10.0.0.0/8   192.168.1.2  -     1       static
-0    10.1.0.1/32  -            -     -       local
-0    fd00::/64    -            tap1  1       -
+	want := `VRF  Prefix       Via          Dev   Weight  Encap           Source
+0    9.0.0.0/8    -            tun0  1       -               static
+0    10.0.0.0/8   192.168.1.1  -     2       -               static
+0    10.0.0.0/8   192.168.1.2  -     1       -               static
+0    10.1.0.1/32  -            -     -       -               local
+0    10.9.0.0/24  192.168.1.9  -     1       vxlan vni 4096  static
+0    fd00::/64    -            tap1  1       -               -
 `
 	if out != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}
 	out = mustRun(t, dial, "show", "routes", "--all")
-	if !strings.HasSuffix(out, "3    10.0.0.0/16  -            tun0  1       connected\n") {
+	if !strings.HasSuffix(out, "3    10.0.0.0/16  -            tun0  1       -               connected\n") {
 		t.Errorf("--all: got\n%s", out)
 	}
 	out = mustRun(t, dial, "show", "routes", "--vrf", "3")

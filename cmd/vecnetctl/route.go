@@ -143,14 +143,17 @@ const routeHelp = `A route is CIDR followed by via and/or dev:
 A bare address is a host route (/32 or /128). Flags may follow the route.
 
 flags:
-  --vrf N   routing table (default 0)
+  --vrf N                      routing table (default 0)
+  --encap ipip|vxlan|none      tunnel to the via address, another node (default none:
+                               routed); IPv4 and IPv6 prefixes both go over IPv4
+  --vni N                      VXLAN network identifier (default 4096)
 `
 
 func routeCmd(verb string) *command {
 	return &command{
 		path: "route " + verb,
 		synopsis: []string{
-			"route add|del CIDR via IP[,IP...] [dev NAME] [--vrf N]",
+			"route add|del CIDR via IP[,IP...] [dev NAME] [--vrf N] [--encap ipip|vxlan|none] [--vni N]",
 			"route add|del CIDR dev NAME [--vrf N]",
 		},
 		help: "Adds or deletes a route; del also accepts a bare CIDR.\n\n" + routeHelp,
@@ -177,6 +180,8 @@ func routeCmd(verb string) *command {
 func parseRouteChange(args []string, add bool) (*vecnetv1.RoutesRequest, error) {
 	fs := newFlagSet("route")
 	vrf := uint32Flag(fs, "vrf", "")
+	encap := fs.String("encap", "", "")
+	vni := uint32Flag(fs, "vni", "")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return nil, err
@@ -186,6 +191,25 @@ func parseRouteChange(args []string, add bool) (*vecnetv1.RoutesRequest, error) 
 		return nil, usagef("%v", err)
 	}
 	r.Vrf = *vrf
+	switch *encap {
+	case "", "none", "ipip", "vxlan":
+	default:
+		return nil, usagef("--encap %q: want ipip, vxlan or none", *encap)
+	}
+	if *vni != 0 && *encap != "vxlan" {
+		return nil, usagef("--vni needs --encap vxlan")
+	}
+	if *vni > 1<<24-1 {
+		return nil, usagef("--vni %d: a VNI has 24 bits (at most 16777215)", *vni)
+	}
+	if *encap == "ipip" || *encap == "vxlan" {
+		for _, nh := range r.NextHops {
+			if nh.GetIp() == "" || nh.GetInterface() != "" {
+				return nil, usagef("--encap %s: want via NODE_IP without dev", *encap)
+			}
+			nh.Encap, nh.Vni = *encap, *vni
+		}
+	}
 	return &vecnetv1.RoutesRequest{Routes: []*vecnetv1.Route{r}}, nil
 }
 

@@ -89,9 +89,18 @@ func runShowInterfaces(ctx context.Context, c vecnetv1.DataplaneClient, w io.Wri
 	row(tw, "Name", "Index", "Kind", "Netns", "HostIf", "MTU", "Queues", "VRF", "Addresses", "RxPkts", "TxPkts", "Drops", "Offloads")
 	for _, i := range ifs {
 		cnt := i.GetCounters()
+		addrs, offloads := i.GetAddresses(), i.GetOffloads()
+		if i.GetKind() == vecnetv1.InterfaceKind_INTERFACE_KIND_UPLINK {
+			// An uplink's addresses are the host's; its "offloads" are
+			// how the driver attached (native/generic XDP, copy/zerocopy).
+			addrs, offloads = i.GetHostAddrs(), i.GetDriver()
+			if i.GetDown() {
+				offloads += " DOWN"
+			}
+		}
 		row(tw, i.GetName(), u32(i.GetIndex()), kindName(i.GetKind()), i.GetNetns(), i.GetHostIf(),
-			u32(i.GetMtu()), u32(i.GetQueues()), u32(i.GetVrf()), strings.Join(i.GetAddresses(), ","),
-			u64(cnt.GetRxPackets()), u64(cnt.GetTxPackets()), u64(cnt.GetDrops()), i.GetOffloads())
+			u32(i.GetMtu()), u32(i.GetQueues()), u32(i.GetVrf()), strings.Join(addrs, ","),
+			u64(cnt.GetRxPackets()), u64(cnt.GetTxPackets()), u64(cnt.GetDrops()), offloads)
 	}
 	return tw.Flush()
 }
@@ -189,13 +198,17 @@ func runShowRoutes(ctx context.Context, c vecnetv1.DataplaneClient, w io.Writer,
 		return cmp.Or(cmp.Compare(a.GetVrf(), b.GetVrf()), comparePrefixes(a.GetPrefix(), b.GetPrefix()))
 	})
 	tw := newTable(w)
-	row(tw, "VRF", "Prefix", "Via", "Dev", "Weight", "Source")
+	row(tw, "VRF", "Prefix", "Via", "Dev", "Weight", "Encap", "Source")
 	for _, r := range routes {
 		if len(r.GetNextHops()) == 0 {
-			row(tw, u32(r.GetVrf()), r.GetPrefix(), "", "", "", r.GetSource())
+			row(tw, u32(r.GetVrf()), r.GetPrefix(), "", "", "", "", r.GetSource())
 		}
 		for _, nh := range r.GetNextHops() {
-			row(tw, u32(r.GetVrf()), r.GetPrefix(), nh.GetIp(), nh.GetInterface(), u32(max(nh.GetWeight(), 1)), r.GetSource())
+			encap := nh.GetEncap()
+			if encap == "vxlan" {
+				encap += " vni " + u32(nh.GetVni())
+			}
+			row(tw, u32(r.GetVrf()), r.GetPrefix(), nh.GetIp(), nh.GetInterface(), u32(max(nh.GetWeight(), 1)), encap, r.GetSource())
 		}
 	}
 	return tw.Flush()

@@ -9,9 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +31,11 @@ func main() {
 	small := flag.Int("buffers", worker.DefaultConfig.SmallBuffers, "2 KiB packet buffers per worker")
 	large := flag.Int("gso-buffers", worker.DefaultConfig.LargeBuffers, "68 KiB GSO super-packet buffers per worker")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
+	hostIf := flag.String("host-interface", "vecnet0", "host tun made with the first uplink: the node's path to its pods and theirs to it (\"\" for none)")
+	hostMTU := flag.Int("host-mtu", 1500, "MTU of the host interface")
+	podCIDRs := flag.String("pod-cidrs", "", "comma-separated pod and service prefixes (see vecnetctl prefixes set)")
+	vxlanPort := flag.Uint("vxlan-port", 4789, "UDP port of VXLAN tunnels")
+	uplinks := flag.String("uplinks", "", "comma-separated uplinks to attach at start, NAME[:DRIVER] (DRIVER af_xdp, af_packet or auto)")
 	flag.Parse()
 
 	var lv slog.Level
@@ -45,16 +52,36 @@ func main() {
 		fmt.Fprintf(os.Stderr, "vecnetd: --buffers must be >= 1024 and --gso-buffers >= 4\n")
 		os.Exit(2)
 	}
-	if err := run(*socket, vecnetd.Config{
-		Workers: *workers,
-		Worker:  worker.Config{SmallBuffers: *small, LargeBuffers: *large, SpinDuration: *spin},
+	var prefixes []netip.Prefix
+	for _, s := range strings.Split(*podCIDRs, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vecnetd: --pod-cidrs: %v\n", err)
+			os.Exit(2)
+		}
+		prefixes = append(prefixes, p)
+	}
+	if *vxlanPort == 0 || *vxlanPort > 65535 {
+		fmt.Fprintf(os.Stderr, "vecnetd: --vxlan-port %d: must be in [1, 65535]\n", *vxlanPort)
+		os.Exit(2)
+	}
+	if err := run(*socket, *uplinks, vecnetd.Config{
+		Workers:       *workers,
+		Worker:        worker.Config{SmallBuffers: *small, LargeBuffers: *large, SpinDuration: *spin},
+		HostInterface: *hostIf,
+		HostMTU:       *hostMTU,
+		PodPrefixes:   prefixes,
+		VXLANPort:     uint16(*vxlanPort),
 	}); err != nil {
 		slog.Error("vecnetd failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(socket string, cfg vecnetd.Config) error {
+func run(socket, uplinks string, cfg vecnetd.Config) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("vecnetd must run as root (it creates tun/tap devices in other network namespaces)")
 	}
@@ -70,6 +97,17 @@ func run(socket string, cfg vecnetd.Config) error {
 	if err != nil {
 		l.Close()
 		return err
+	}
+	for _, spec := range strings.Split(uplinks, ",") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		name, drv, _ := strings.Cut(spec, ":")
+		if _, err := d.AddUplink(name, drv, 0); err != nil {
+			d.Close()
+			l.Close()
+			return err
+		}
 	}
 	srv := vecnetd.NewGRPCServer(d)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

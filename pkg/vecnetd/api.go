@@ -105,9 +105,9 @@ func toStatus(err error) error {
 		return status.Errorf(code, "%s: %v", f, re.Err)
 	}
 	switch {
-	case errors.Is(err, ErrNameTaken), errors.Is(err, tables.ErrExists), errors.Is(err, tun.ErrExists):
+	case errors.Is(err, ErrNameTaken), errors.Is(err, tables.ErrExists), errors.Is(err, tun.ErrExists), errors.Is(err, ErrUplinkExists):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, ErrNoNetns):
+	case errors.Is(err, ErrNoNetns), errors.Is(err, ErrHostInterface):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrNoInterface), errors.Is(err, tables.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
@@ -176,6 +176,22 @@ func (s *Server) interfaceProto(ifc *tables.Interface) *vecnetv1.Interface {
 	case tables.KindTap:
 		out.Kind = vecnetv1.InterfaceKind_INTERFACE_KIND_TAP
 		out.Mac = net.HardwareAddr(ifc.MAC[:]).String()
+	case tables.KindUplink:
+		out.Kind = vecnetv1.InterfaceKind_INTERFACE_KIND_UPLINK
+		out.Mac = net.HardwareAddr(ifc.MAC[:]).String()
+		out.Down = ifc.Down
+		out.Queues = uint32(len(ifc.Tx))
+		for _, u := range s.d.Uplinks() {
+			if u.Name == ifc.Name {
+				out.Driver = fmt.Sprintf("%s (%s)", u.Driver, u.Mode)
+			}
+		}
+		for _, a := range ifc.HostAddrs4 {
+			out.HostAddrs = append(out.HostAddrs, netip.AddrFrom4(a).String())
+		}
+		for _, a := range ifc.HostAddrs6 {
+			out.HostAddrs = append(out.HostAddrs, netip.AddrFrom16(a).String())
+		}
 	}
 	if pi, ok := s.d.podInterface(ifc.Name); ok {
 		out.Netns = pi.dev.Netns
@@ -287,6 +303,9 @@ func (s *Server) ListRoutes(r *vecnetv1.ListRoutesRequest, stream vecnetv1.Datap
 		out := &vecnetv1.Route{Prefix: ri.Prefix.String(), Vrf: ri.VRF, Source: ri.Source.String()}
 		for _, p := range ri.Paths {
 			nh := &vecnetv1.NextHop{Interface: names[p.Interface], Weight: p.Weight}
+			if p.Encap.Type != tables.EncapNone {
+				nh.Encap, nh.Vni = p.Encap.Type.String(), p.Encap.VNI
+			}
 			if p.NextHop.IsValid() {
 				nh.Ip = p.NextHop.String()
 			}
@@ -447,4 +466,70 @@ func (s *Server) Pcap(r *vecnetv1.PcapRequest, stream vecnetv1.Dataplane_PcapSer
 		}
 	}
 	return nil
+}
+
+func uplinkProto(u *UplinkInfo) *vecnetv1.Uplink {
+	out := &vecnetv1.Uplink{Name: u.Name, Driver: u.Driver, Mode: u.Mode, Queues: uint32(u.Queues)}
+	for _, a := range u.Addrs {
+		out.Addresses = append(out.Addresses, a.String())
+	}
+	for _, g := range []netip.Addr{u.Gateway4, u.Gateway6} {
+		if g.IsValid() {
+			out.Gateways = append(out.Gateways, g.String())
+		}
+	}
+	return out
+}
+
+func (s *Server) AddUplink(ctx context.Context, r *vecnetv1.AddUplinkRequest) (*vecnetv1.Uplink, error) {
+	if err := validIfName("name", r.GetName()); err != nil {
+		return nil, err
+	}
+	switch r.GetDriver() {
+	case "", DriverAuto, DriverAFXDP, DriverAFPacket, DriverTap:
+	default:
+		return nil, invalid("driver", "unknown driver %q (want af_xdp, af_packet, tap or auto)", r.GetDriver())
+	}
+	if q := r.GetQueues(); q > 64 {
+		return nil, invalid("queues", "%d queues; at most 64", q)
+	}
+	u, err := s.d.AddUplink(r.GetName(), r.GetDriver(), int(r.GetQueues()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return uplinkProto(u), nil
+}
+
+func (s *Server) DeleteUplink(ctx context.Context, r *vecnetv1.DeleteUplinkRequest) (*vecnetv1.DeleteUplinkResponse, error) {
+	if err := validIfName("name", r.GetName()); err != nil {
+		return nil, err
+	}
+	return &vecnetv1.DeleteUplinkResponse{}, toStatus(s.d.DeleteUplink(r.GetName()))
+}
+
+func (s *Server) ListUplinks(ctx context.Context, r *vecnetv1.ListUplinksRequest) (*vecnetv1.ListUplinksResponse, error) {
+	out := &vecnetv1.ListUplinksResponse{}
+	for _, u := range s.d.Uplinks() {
+		out.Uplinks = append(out.Uplinks, uplinkProto(u))
+	}
+	return out, nil
+}
+
+func (s *Server) SetPodPrefixes(ctx context.Context, r *vecnetv1.PodPrefixes) (*vecnetv1.PodPrefixes, error) {
+	ps, err := parsePodPrefixes(r.GetPrefixes())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.d.SetPodPrefixes(ps); err != nil {
+		return nil, toStatus(err)
+	}
+	return s.GetPodPrefixes(ctx, nil)
+}
+
+func (s *Server) GetPodPrefixes(ctx context.Context, r *vecnetv1.GetPodPrefixesRequest) (*vecnetv1.PodPrefixes, error) {
+	out := &vecnetv1.PodPrefixes{}
+	for _, p := range s.d.PodPrefixes() {
+		out.Prefixes = append(out.Prefixes, p.String())
+	}
+	return out, nil
 }

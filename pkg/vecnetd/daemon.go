@@ -23,6 +23,14 @@ import (
 type Config struct {
 	Workers int
 	Worker  worker.Config
+	// HostInterface is the name of the host tun made with the first
+	// uplink ("" for none), HostMTU its MTU.
+	HostInterface string
+	HostMTU       int
+	// PodPrefixes are the pod and service prefixes (see SetPodPrefixes).
+	PodPrefixes []netip.Prefix
+	// VXLANPort is the UDP port of VXLAN tunnels (0: 4789).
+	VXLANPort uint16
 }
 
 // Daemon is a running dataplane.
@@ -33,12 +41,17 @@ type Daemon struct {
 	nodes   *node.Nodes
 	Workers []*worker.Worker
 	learn   chan node.NeighborEvent
+	resolve chan node.NeighborEvent
 	started time.Time
 
-	mu     sync.Mutex // serialises interface changes
-	ifaces map[string]*podInterface
-	nextID map[tun.Kind]int
-	wg     sync.WaitGroup
+	mu          sync.Mutex // serialises interface changes
+	ifaces      map[string]*podInterface
+	nextID      map[tun.Kind]int
+	uplinks     map[string]*uplink
+	hostTun     *podInterface
+	podPrefixes []netip.Prefix
+	closing     bool
+	wg          sync.WaitGroup
 }
 
 type podInterface struct {
@@ -61,11 +74,17 @@ func New(cfg Config) (*Daemon, error) {
 		Tables:  tables.NewWriter(),
 		Graph:   graph.New(),
 		learn:   make(chan node.NeighborEvent, 1024),
+		resolve: make(chan node.NeighborEvent, 256),
+		uplinks: map[string]*uplink{},
 		ifaces:  map[string]*podInterface{},
 		nextID:  map[tun.Kind]int{},
 		started: time.Now(),
 	}
-	d.nodes = node.Register(d.Graph, node.Env{Workers: cfg.Workers, Learn: d.learn})
+	if cfg.VXLANPort != 0 {
+		d.Tables.SetVXLANPort(cfg.VXLANPort)
+	}
+	d.podPrefixes = normalize(cfg.PodPrefixes)
+	d.nodes = node.Register(d.Graph, node.Env{Workers: cfg.Workers, Learn: d.learn, Resolve: d.resolve})
 	if err := d.Graph.Finalize(); err != nil {
 		return nil, err
 	}
@@ -82,6 +101,7 @@ func New(cfg Config) (*Daemon, error) {
 		go func() { defer d.wg.Done(); w.Run() }()
 	}
 	go d.learnLoop()
+	go d.resolveLoop()
 	return d, nil
 }
 
@@ -100,13 +120,20 @@ func (d *Daemon) stopWorkers() {
 
 // Close removes every interface vecnetd made and stops the workers.
 func (d *Daemon) Close() error {
+	var errs []error
+	for _, u := range d.Uplinks() {
+		if err := d.DeleteUplink(u.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	d.mu.Lock()
+	d.closing = true
+	d.hostTun = nil
 	names := make([]string, 0, len(d.ifaces))
 	for n := range d.ifaces {
 		names = append(names, n)
 	}
 	d.mu.Unlock()
-	var errs []error
 	for _, n := range names {
 		if err := d.DeleteInterface(n); err != nil {
 			errs = append(errs, err)
@@ -114,6 +141,7 @@ func (d *Daemon) Close() error {
 	}
 	d.stopWorkers()
 	close(d.learn)
+	close(d.resolve)
 	return errors.Join(errs...)
 }
 
@@ -122,6 +150,8 @@ var (
 	ErrNameTaken   = errors.New("name already in use")
 	ErrNoNetns     = errors.New("network namespace does not exist")
 	ErrNoInterface = errors.New("no such interface")
+	// ErrHostInterface refuses to delete the host tun through the API.
+	ErrHostInterface = errors.New("cannot delete the host interface")
 )
 
 // CreateInterface makes a pod interface: the device in the pod's netns,
@@ -216,6 +246,10 @@ func (d *Daemon) DeleteInterface(name string) error {
 	if !ok {
 		d.mu.Unlock()
 		return fmt.Errorf("interface %q: %w", name, ErrNoInterface)
+	}
+	if pi == d.hostTun {
+		d.mu.Unlock()
+		return fmt.Errorf("interface %q is the host interface; it goes with the last uplink's vecnetd: %w", name, ErrHostInterface)
 	}
 	if _, err := d.Tables.DeleteInterface(name); err != nil {
 		d.mu.Unlock()

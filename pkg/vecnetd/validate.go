@@ -8,6 +8,7 @@ import (
 	vecnetv1 "github.com/vecnet/vecnet/api/vecnet/v1"
 	"github.com/vecnet/vecnet/pkg/dataplane/driver/tun"
 	"github.com/vecnet/vecnet/pkg/dataplane/tables"
+	"github.com/vecnet/vecnet/pkg/header"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -219,12 +220,35 @@ func parseRoutes(rs []*vecnetv1.Route, forDelete bool, ifIndex ifResolver) ([]ta
 				return nil, invalid(nf, "null next hop")
 			}
 			var path tables.Path
+			switch e := nh.GetEncap(); e {
+			case "", "none":
+			case "ipip", "vxlan":
+				path.Encap.Type, _ = tables.ParseEncap(e)
+				if nh.GetInterface() != "" {
+					return nil, invalid(nf+".interface", "a tunnel leaves by the uplink its node address resolves through; no interface")
+				}
+				if a, err := netip.ParseAddr(nh.GetIp()); err != nil || !a.Is4() {
+					return nil, invalid(nf+".ip", "a tunnel needs the remote node's IPv4 address, not %q", nh.GetIp())
+				}
+			default:
+				return nil, invalid(nf+".encap", "unknown encapsulation %q (want ipip, vxlan or none)", e)
+			}
+			if v := nh.GetVni(); v != 0 && path.Encap.Type != tables.EncapVXLAN {
+				return nil, invalid(nf+".vni", "a vni needs encap vxlan")
+			} else if v > header.VXLANMaxVNI {
+				return nil, invalid(nf+".vni", "%d does not fit in 24 bits", v)
+			} else if path.Encap.Type == tables.EncapVXLAN {
+				path.Encap.VNI = v
+				if v == 0 {
+					path.Encap.VNI = DefaultVNI
+				}
+			}
 			if nh.GetIp() != "" {
 				a, err := parseAddr(nf+".ip", nh.GetIp())
 				if err != nil {
 					return nil, err
 				}
-				if a.Is4() != p.Addr().Is4() {
+				if a.Is4() != p.Addr().Is4() && path.Encap.Type == tables.EncapNone {
 					return nil, invalid(nf+".ip", "%s is not of the prefix's address family", a)
 				}
 				if a.IsUnspecified() || a.IsMulticast() {
@@ -253,6 +277,32 @@ func parseRoutes(rs []*vecnetv1.Route, forDelete bool, ifIndex ifResolver) ([]ta
 			return nil, invalid(f+".next_hops", "%d next hops; at most 64", len(tr.Paths))
 		}
 		out = append(out, tr)
+	}
+	return out, nil
+}
+
+// DefaultVNI is the VXLAN network identifier used when a route names
+// none: Calico's default, so captures look familiar to its users.
+const DefaultVNI = 4096
+
+// parsePodPrefixes checks a pod prefix list. A default route would steer
+// the host's own traffic to the dataplane, so prefixes must be at least
+// /8 (IPv4) or /16 (IPv6) long.
+func parsePodPrefixes(in []string) ([]netip.Prefix, error) {
+	if len(in) > 512 {
+		return nil, invalid("prefixes", "%d prefixes; at most 512", len(in))
+	}
+	out := make([]netip.Prefix, 0, len(in))
+	for i, s := range in {
+		f := fmt.Sprintf("prefixes[%d]", i)
+		p, err := parsePrefix(f, s, true)
+		if err != nil {
+			return nil, err
+		}
+		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 16) {
+			return nil, invalid(f, "%s is too wide to be a pod prefix (it would take the host's own traffic)", p)
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

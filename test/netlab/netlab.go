@@ -164,9 +164,27 @@ func StartVecnetd(t testing.TB, flags ...string) *Vecnetd {
 // vecnetd where its clients expect it.
 func StartVecnetdAt(t testing.TB, socket string, flags ...string) *Vecnetd {
 	t.Helper()
+	return startVecnetd(t, "", socket, flags...)
+}
+
+// StartVecnetdIn starts vecnetd inside network namespace ns, as on a node
+// whose host network is ns.
+func StartVecnetdIn(t testing.TB, ns string, flags ...string) *Vecnetd {
+	t.Helper()
+	return startVecnetd(t, ns, filepath.Join(t.TempDir(), "vecnetd.sock"), flags...)
+}
+
+func startVecnetd(t testing.TB, ns, socket string, flags ...string) *Vecnetd {
+	t.Helper()
 	bin := Binaries(t)
 	v := &Vecnetd{Socket: socket, Bin: bin, log: &bytes.Buffer{}, exited: make(chan struct{})}
-	v.cmd = exec.Command(filepath.Join(bin, "vecnetd"), append([]string{"--socket", v.Socket}, flags...)...)
+	args := append([]string{"--socket", v.Socket}, flags...)
+	if ns == "" {
+		v.cmd = exec.Command(filepath.Join(bin, "vecnetd"), args...)
+	} else {
+		// ip netns exec execs vecnetd in place: the pid is vecnetd's.
+		v.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, filepath.Join(bin, "vecnetd")}, args...)...)
+	}
 	v.cmd.Stdout = &lockedWriter{v}
 	v.cmd.Stderr = &lockedWriter{v}
 	if err := v.cmd.Start(); err != nil {

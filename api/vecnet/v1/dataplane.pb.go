@@ -39,6 +39,8 @@ const (
 	InterfaceKind_INTERFACE_KIND_TUN InterfaceKind = 1
 	// L2: Ethernet frames; vecnetd answers ARP/ND for the pod's gateway.
 	InterfaceKind_INTERFACE_KIND_TAP InterfaceKind = 2
+	// The node's NIC, through an uplink driver (AF_XDP or AF_PACKET).
+	InterfaceKind_INTERFACE_KIND_UPLINK InterfaceKind = 3
 )
 
 // Enum value maps for InterfaceKind.
@@ -47,11 +49,13 @@ var (
 		0: "INTERFACE_KIND_UNSPECIFIED",
 		1: "INTERFACE_KIND_TUN",
 		2: "INTERFACE_KIND_TAP",
+		3: "INTERFACE_KIND_UPLINK",
 	}
 	InterfaceKind_value = map[string]int32{
 		"INTERFACE_KIND_UNSPECIFIED": 0,
 		"INTERFACE_KIND_TUN":         1,
 		"INTERFACE_KIND_TAP":         2,
+		"INTERFACE_KIND_UPLINK":      3,
 	}
 )
 
@@ -216,7 +220,11 @@ type Interface struct {
 	Mac      string             `protobuf:"bytes,11,opt,name=mac,proto3" json:"mac,omitempty"`
 	Counters *InterfaceCounters `protobuf:"bytes,12,opt,name=counters,proto3" json:"counters,omitempty"`
 	// Offloads negotiated with the kernel (e.g. "csum,tso4,tso6,uso").
-	Offloads      string `protobuf:"bytes,13,opt,name=offloads,proto3" json:"offloads,omitempty"`
+	Offloads string `protobuf:"bytes,13,opt,name=offloads,proto3" json:"offloads,omitempty"`
+	// Uplinks: the driver and how it attached, e.g. "af_xdp (native xdp,
+	// copy)"; whether the link is up.
+	Driver        string `protobuf:"bytes,14,opt,name=driver,proto3" json:"driver,omitempty"`
+	Down          bool   `protobuf:"varint,15,opt,name=down,proto3" json:"down,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +348,20 @@ func (x *Interface) GetOffloads() string {
 		return x.Offloads
 	}
 	return ""
+}
+
+func (x *Interface) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *Interface) GetDown() bool {
+	if x != nil {
+		return x.Down
+	}
+	return false
 }
 
 type InterfaceCounters struct {
@@ -843,7 +865,12 @@ type NextHop struct {
 	// Outgoing interface. Empty when ip is resolved through the FIB.
 	Interface string `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
 	// Relative weight for unequal-cost multipath; 0 means 1.
-	Weight        uint32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Weight uint32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Tunnel to ip (another node): "ipip", "vxlan", or empty/"none" for a
+	// routed next hop.
+	Encap string `protobuf:"bytes,4,opt,name=encap,proto3" json:"encap,omitempty"`
+	// VXLAN network identifier (24 bits); 0 means 4096, Calico's default.
+	Vni           uint32 `protobuf:"varint,5,opt,name=vni,proto3" json:"vni,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -895,6 +922,20 @@ func (x *NextHop) GetInterface() string {
 func (x *NextHop) GetWeight() uint32 {
 	if x != nil {
 		return x.Weight
+	}
+	return 0
+}
+
+func (x *NextHop) GetEncap() string {
+	if x != nil {
+		return x.Encap
+	}
+	return ""
+}
+
+func (x *NextHop) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
 	}
 	return 0
 }
@@ -2073,6 +2114,394 @@ func (x *PcapPacket) GetLinkType() uint32 {
 	return 0
 }
 
+type AddUplinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Host interface name, e.g. "eth0".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "af_xdp", "af_packet" or "auto" (empty: auto).
+	Driver string `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"`
+	// Receive queues; 0: one for AF_XDP, one per worker for AF_PACKET.
+	Queues        uint32 `protobuf:"varint,3,opt,name=queues,proto3" json:"queues,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddUplinkRequest) Reset() {
+	*x = AddUplinkRequest{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddUplinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddUplinkRequest) ProtoMessage() {}
+
+func (x *AddUplinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddUplinkRequest.ProtoReflect.Descriptor instead.
+func (*AddUplinkRequest) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AddUplinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AddUplinkRequest) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *AddUplinkRequest) GetQueues() uint32 {
+	if x != nil {
+		return x.Queues
+	}
+	return 0
+}
+
+type Uplink struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Driver string                 `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"`
+	Mode   string                 `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Queues uint32                 `protobuf:"varint,4,opt,name=queues,proto3" json:"queues,omitempty"`
+	// The kernel's addresses on the link (the node addresses).
+	Addresses     []string `protobuf:"bytes,5,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Gateways      []string `protobuf:"bytes,6,rep,name=gateways,proto3" json:"gateways,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Uplink) Reset() {
+	*x = Uplink{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Uplink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Uplink) ProtoMessage() {}
+
+func (x *Uplink) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Uplink.ProtoReflect.Descriptor instead.
+func (*Uplink) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Uplink) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Uplink) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *Uplink) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Uplink) GetQueues() uint32 {
+	if x != nil {
+		return x.Queues
+	}
+	return 0
+}
+
+func (x *Uplink) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+func (x *Uplink) GetGateways() []string {
+	if x != nil {
+		return x.Gateways
+	}
+	return nil
+}
+
+type DeleteUplinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUplinkRequest) Reset() {
+	*x = DeleteUplinkRequest{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUplinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUplinkRequest) ProtoMessage() {}
+
+func (x *DeleteUplinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUplinkRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUplinkRequest) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DeleteUplinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUplinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUplinkResponse) Reset() {
+	*x = DeleteUplinkResponse{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUplinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUplinkResponse) ProtoMessage() {}
+
+func (x *DeleteUplinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUplinkResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUplinkResponse) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{40}
+}
+
+type ListUplinksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUplinksRequest) Reset() {
+	*x = ListUplinksRequest{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUplinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUplinksRequest) ProtoMessage() {}
+
+func (x *ListUplinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUplinksRequest.ProtoReflect.Descriptor instead.
+func (*ListUplinksRequest) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{41}
+}
+
+type ListUplinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uplinks       []*Uplink              `protobuf:"bytes,1,rep,name=uplinks,proto3" json:"uplinks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUplinksResponse) Reset() {
+	*x = ListUplinksResponse{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUplinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUplinksResponse) ProtoMessage() {}
+
+func (x *ListUplinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUplinksResponse.ProtoReflect.Descriptor instead.
+func (*ListUplinksResponse) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListUplinksResponse) GetUplinks() []*Uplink {
+	if x != nil {
+		return x.Uplinks
+	}
+	return nil
+}
+
+type PodPrefixes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefixes      []string               `protobuf:"bytes,1,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodPrefixes) Reset() {
+	*x = PodPrefixes{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodPrefixes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodPrefixes) ProtoMessage() {}
+
+func (x *PodPrefixes) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodPrefixes.ProtoReflect.Descriptor instead.
+func (*PodPrefixes) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PodPrefixes) GetPrefixes() []string {
+	if x != nil {
+		return x.Prefixes
+	}
+	return nil
+}
+
+type GetPodPrefixesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPodPrefixesRequest) Reset() {
+	*x = GetPodPrefixesRequest{}
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPodPrefixesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPodPrefixesRequest) ProtoMessage() {}
+
+func (x *GetPodPrefixesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vecnet_v1_dataplane_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPodPrefixesRequest.ProtoReflect.Descriptor instead.
+func (*GetPodPrefixesRequest) Descriptor() ([]byte, []int) {
+	return file_vecnet_v1_dataplane_proto_rawDescGZIP(), []int{44}
+}
+
 var File_vecnet_v1_dataplane_proto protoreflect.FileDescriptor
 
 const file_vecnet_v1_dataplane_proto_rawDesc = "" +
@@ -2088,7 +2517,7 @@ const file_vecnet_v1_dataplane_proto_rawDesc = "" +
 	"\x06queues\x18\x06 \x01(\rR\x06queues\x12\x10\n" +
 	"\x03vrf\x18\a \x01(\rR\x03vrf\x12\x12\n" +
 	"\x04name\x18\b \x01(\tR\x04name\x12(\n" +
-	"\x10no_default_route\x18\t \x01(\bR\x0enoDefaultRoute\"\xf3\x02\n" +
+	"\x10no_default_route\x18\t \x01(\bR\x0enoDefaultRoute\"\x9f\x03\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x18.vecnet.v1.InterfaceKindR\x04kind\x12\x14\n" +
@@ -2104,7 +2533,9 @@ const file_vecnet_v1_dataplane_proto_rawDesc = "" +
 	" \x03(\tR\taddresses\x12\x10\n" +
 	"\x03mac\x18\v \x01(\tR\x03mac\x128\n" +
 	"\bcounters\x18\f \x01(\v2\x1c.vecnet.v1.InterfaceCountersR\bcounters\x12\x1a\n" +
-	"\boffloads\x18\r \x01(\tR\boffloads\"\xba\x01\n" +
+	"\boffloads\x18\r \x01(\tR\boffloads\x12\x16\n" +
+	"\x06driver\x18\x0e \x01(\tR\x06driver\x12\x12\n" +
+	"\x04down\x18\x0f \x01(\bR\x04down\"\xba\x01\n" +
 	"\x11InterfaceCounters\x12\x1d\n" +
 	"\n" +
 	"rx_packets\x18\x01 \x01(\x04R\trxPackets\x12\x19\n" +
@@ -2132,11 +2563,13 @@ const file_vecnet_v1_dataplane_proto_rawDesc = "" +
 	"\vVrfResponse\"\x11\n" +
 	"\x0fListVrfsRequest\"&\n" +
 	"\x10ListVrfsResponse\x12\x12\n" +
-	"\x04vrfs\x18\x01 \x03(\rR\x04vrfs\"O\n" +
+	"\x04vrfs\x18\x01 \x03(\rR\x04vrfs\"w\n" +
 	"\aNextHop\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x16\n" +
-	"\x06weight\x18\x03 \x01(\rR\x06weight\"z\n" +
+	"\x06weight\x18\x03 \x01(\rR\x06weight\x12\x14\n" +
+	"\x05encap\x18\x04 \x01(\tR\x05encap\x12\x10\n" +
+	"\x03vni\x18\x05 \x01(\rR\x03vni\"z\n" +
 	"\x05Route\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x10\n" +
 	"\x03vrf\x18\x02 \x01(\rR\x03vrf\x12/\n" +
@@ -2203,12 +2636,32 @@ const file_vecnet_v1_dataplane_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12'\n" +
 	"\x0foriginal_length\x18\x03 \x01(\rR\x0eoriginalLength\x12\x1c\n" +
 	"\tdirection\x18\x04 \x01(\tR\tdirection\x12\x1b\n" +
-	"\tlink_type\x18\x05 \x01(\rR\blinkType*_\n" +
+	"\tlink_type\x18\x05 \x01(\rR\blinkType\"V\n" +
+	"\x10AddUplinkRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x16\n" +
+	"\x06queues\x18\x03 \x01(\rR\x06queues\"\x9a\x01\n" +
+	"\x06Uplink\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x16\n" +
+	"\x06queues\x18\x04 \x01(\rR\x06queues\x12\x1c\n" +
+	"\taddresses\x18\x05 \x03(\tR\taddresses\x12\x1a\n" +
+	"\bgateways\x18\x06 \x03(\tR\bgateways\")\n" +
+	"\x13DeleteUplinkRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
+	"\x14DeleteUplinkResponse\"\x14\n" +
+	"\x12ListUplinksRequest\"B\n" +
+	"\x13ListUplinksResponse\x12+\n" +
+	"\auplinks\x18\x01 \x03(\v2\x11.vecnet.v1.UplinkR\auplinks\")\n" +
+	"\vPodPrefixes\x12\x1a\n" +
+	"\bprefixes\x18\x01 \x03(\tR\bprefixes\"\x17\n" +
+	"\x15GetPodPrefixesRequest*z\n" +
 	"\rInterfaceKind\x12\x1e\n" +
 	"\x1aINTERFACE_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12INTERFACE_KIND_TUN\x10\x01\x12\x16\n" +
-	"\x12INTERFACE_KIND_TAP\x10\x022\x8e\n" +
-	"\n" +
+	"\x12INTERFACE_KIND_TAP\x10\x02\x12\x19\n" +
+	"\x15INTERFACE_KIND_UPLINK\x10\x032\xf8\f\n" +
 	"\tDataplane\x12J\n" +
 	"\x0fCreateInterface\x12!.vecnet.v1.CreateInterfaceRequest\x1a\x14.vecnet.v1.Interface\x12X\n" +
 	"\x0fDeleteInterface\x12!.vecnet.v1.DeleteInterfaceRequest\x1a\".vecnet.v1.DeleteInterfaceResponse\x12U\n" +
@@ -2223,7 +2676,12 @@ const file_vecnet_v1_dataplane_proto_rawDesc = "" +
 	"\fDeleteRoutes\x12\x18.vecnet.v1.RoutesRequest\x1a\x19.vecnet.v1.RoutesResponse\x12>\n" +
 	"\n" +
 	"ListRoutes\x12\x1c.vecnet.v1.ListRoutesRequest\x1a\x10.vecnet.v1.Route0\x01\x12R\n" +
-	"\rListNeighbors\x12\x1f.vecnet.v1.ListNeighborsRequest\x1a .vecnet.v1.ListNeighborsResponse\x12I\n" +
+	"\rListNeighbors\x12\x1f.vecnet.v1.ListNeighborsRequest\x1a .vecnet.v1.ListNeighborsResponse\x12;\n" +
+	"\tAddUplink\x12\x1b.vecnet.v1.AddUplinkRequest\x1a\x11.vecnet.v1.Uplink\x12O\n" +
+	"\fDeleteUplink\x12\x1e.vecnet.v1.DeleteUplinkRequest\x1a\x1f.vecnet.v1.DeleteUplinkResponse\x12L\n" +
+	"\vListUplinks\x12\x1d.vecnet.v1.ListUplinksRequest\x1a\x1e.vecnet.v1.ListUplinksResponse\x12@\n" +
+	"\x0eSetPodPrefixes\x12\x16.vecnet.v1.PodPrefixes\x1a\x16.vecnet.v1.PodPrefixes\x12J\n" +
+	"\x0eGetPodPrefixes\x12 .vecnet.v1.GetPodPrefixesRequest\x1a\x16.vecnet.v1.PodPrefixes\x12I\n" +
 	"\n" +
 	"GetRuntime\x12\x1c.vecnet.v1.GetRuntimeRequest\x1a\x1d.vecnet.v1.GetRuntimeResponse\x12F\n" +
 	"\tGetErrors\x12\x1b.vecnet.v1.GetErrorsRequest\x1a\x1c.vecnet.v1.GetErrorsResponse\x12C\n" +
@@ -2246,7 +2704,7 @@ func file_vecnet_v1_dataplane_proto_rawDescGZIP() []byte {
 }
 
 var file_vecnet_v1_dataplane_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_vecnet_v1_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_vecnet_v1_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_vecnet_v1_dataplane_proto_goTypes = []any{
 	(InterfaceKind)(0),              // 0: vecnet.v1.InterfaceKind
 	(*CreateInterfaceRequest)(nil),  // 1: vecnet.v1.CreateInterfaceRequest
@@ -2286,6 +2744,14 @@ var file_vecnet_v1_dataplane_proto_goTypes = []any{
 	(*TraceClearResponse)(nil),      // 35: vecnet.v1.TraceClearResponse
 	(*PcapRequest)(nil),             // 36: vecnet.v1.PcapRequest
 	(*PcapPacket)(nil),              // 37: vecnet.v1.PcapPacket
+	(*AddUplinkRequest)(nil),        // 38: vecnet.v1.AddUplinkRequest
+	(*Uplink)(nil),                  // 39: vecnet.v1.Uplink
+	(*DeleteUplinkRequest)(nil),     // 40: vecnet.v1.DeleteUplinkRequest
+	(*DeleteUplinkResponse)(nil),    // 41: vecnet.v1.DeleteUplinkResponse
+	(*ListUplinksRequest)(nil),      // 42: vecnet.v1.ListUplinksRequest
+	(*ListUplinksResponse)(nil),     // 43: vecnet.v1.ListUplinksResponse
+	(*PodPrefixes)(nil),             // 44: vecnet.v1.PodPrefixes
+	(*GetPodPrefixesRequest)(nil),   // 45: vecnet.v1.GetPodPrefixesRequest
 }
 var file_vecnet_v1_dataplane_proto_depIdxs = []int32{
 	0,  // 0: vecnet.v1.CreateInterfaceRequest.kind:type_name -> vecnet.v1.InterfaceKind
@@ -2299,47 +2765,58 @@ var file_vecnet_v1_dataplane_proto_depIdxs = []int32{
 	25, // 8: vecnet.v1.GetErrorsResponse.errors:type_name -> vecnet.v1.ErrorCounter
 	32, // 9: vecnet.v1.TraceShowResponse.packets:type_name -> vecnet.v1.PacketTrace
 	33, // 10: vecnet.v1.PacketTrace.steps:type_name -> vecnet.v1.TraceStep
-	1,  // 11: vecnet.v1.Dataplane.CreateInterface:input_type -> vecnet.v1.CreateInterfaceRequest
-	4,  // 12: vecnet.v1.Dataplane.DeleteInterface:input_type -> vecnet.v1.DeleteInterfaceRequest
-	6,  // 13: vecnet.v1.Dataplane.ListInterfaces:input_type -> vecnet.v1.ListInterfacesRequest
-	8,  // 14: vecnet.v1.Dataplane.AddAddress:input_type -> vecnet.v1.AddressRequest
-	8,  // 15: vecnet.v1.Dataplane.DeleteAddress:input_type -> vecnet.v1.AddressRequest
-	10, // 16: vecnet.v1.Dataplane.AddVrf:input_type -> vecnet.v1.VrfRequest
-	10, // 17: vecnet.v1.Dataplane.DeleteVrf:input_type -> vecnet.v1.VrfRequest
-	12, // 18: vecnet.v1.Dataplane.ListVrfs:input_type -> vecnet.v1.ListVrfsRequest
-	16, // 19: vecnet.v1.Dataplane.AddRoutes:input_type -> vecnet.v1.RoutesRequest
-	16, // 20: vecnet.v1.Dataplane.DeleteRoutes:input_type -> vecnet.v1.RoutesRequest
-	18, // 21: vecnet.v1.Dataplane.ListRoutes:input_type -> vecnet.v1.ListRoutesRequest
-	20, // 22: vecnet.v1.Dataplane.ListNeighbors:input_type -> vecnet.v1.ListNeighborsRequest
-	23, // 23: vecnet.v1.Dataplane.GetRuntime:input_type -> vecnet.v1.GetRuntimeRequest
-	26, // 24: vecnet.v1.Dataplane.GetErrors:input_type -> vecnet.v1.GetErrorsRequest
-	28, // 25: vecnet.v1.Dataplane.TraceAdd:input_type -> vecnet.v1.TraceAddRequest
-	30, // 26: vecnet.v1.Dataplane.TraceShow:input_type -> vecnet.v1.TraceShowRequest
-	34, // 27: vecnet.v1.Dataplane.TraceClear:input_type -> vecnet.v1.TraceClearRequest
-	36, // 28: vecnet.v1.Dataplane.Pcap:input_type -> vecnet.v1.PcapRequest
-	2,  // 29: vecnet.v1.Dataplane.CreateInterface:output_type -> vecnet.v1.Interface
-	5,  // 30: vecnet.v1.Dataplane.DeleteInterface:output_type -> vecnet.v1.DeleteInterfaceResponse
-	7,  // 31: vecnet.v1.Dataplane.ListInterfaces:output_type -> vecnet.v1.ListInterfacesResponse
-	9,  // 32: vecnet.v1.Dataplane.AddAddress:output_type -> vecnet.v1.AddressResponse
-	9,  // 33: vecnet.v1.Dataplane.DeleteAddress:output_type -> vecnet.v1.AddressResponse
-	11, // 34: vecnet.v1.Dataplane.AddVrf:output_type -> vecnet.v1.VrfResponse
-	11, // 35: vecnet.v1.Dataplane.DeleteVrf:output_type -> vecnet.v1.VrfResponse
-	13, // 36: vecnet.v1.Dataplane.ListVrfs:output_type -> vecnet.v1.ListVrfsResponse
-	17, // 37: vecnet.v1.Dataplane.AddRoutes:output_type -> vecnet.v1.RoutesResponse
-	17, // 38: vecnet.v1.Dataplane.DeleteRoutes:output_type -> vecnet.v1.RoutesResponse
-	15, // 39: vecnet.v1.Dataplane.ListRoutes:output_type -> vecnet.v1.Route
-	21, // 40: vecnet.v1.Dataplane.ListNeighbors:output_type -> vecnet.v1.ListNeighborsResponse
-	24, // 41: vecnet.v1.Dataplane.GetRuntime:output_type -> vecnet.v1.GetRuntimeResponse
-	27, // 42: vecnet.v1.Dataplane.GetErrors:output_type -> vecnet.v1.GetErrorsResponse
-	29, // 43: vecnet.v1.Dataplane.TraceAdd:output_type -> vecnet.v1.TraceAddResponse
-	31, // 44: vecnet.v1.Dataplane.TraceShow:output_type -> vecnet.v1.TraceShowResponse
-	35, // 45: vecnet.v1.Dataplane.TraceClear:output_type -> vecnet.v1.TraceClearResponse
-	37, // 46: vecnet.v1.Dataplane.Pcap:output_type -> vecnet.v1.PcapPacket
-	29, // [29:47] is the sub-list for method output_type
-	11, // [11:29] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	39, // 11: vecnet.v1.ListUplinksResponse.uplinks:type_name -> vecnet.v1.Uplink
+	1,  // 12: vecnet.v1.Dataplane.CreateInterface:input_type -> vecnet.v1.CreateInterfaceRequest
+	4,  // 13: vecnet.v1.Dataplane.DeleteInterface:input_type -> vecnet.v1.DeleteInterfaceRequest
+	6,  // 14: vecnet.v1.Dataplane.ListInterfaces:input_type -> vecnet.v1.ListInterfacesRequest
+	8,  // 15: vecnet.v1.Dataplane.AddAddress:input_type -> vecnet.v1.AddressRequest
+	8,  // 16: vecnet.v1.Dataplane.DeleteAddress:input_type -> vecnet.v1.AddressRequest
+	10, // 17: vecnet.v1.Dataplane.AddVrf:input_type -> vecnet.v1.VrfRequest
+	10, // 18: vecnet.v1.Dataplane.DeleteVrf:input_type -> vecnet.v1.VrfRequest
+	12, // 19: vecnet.v1.Dataplane.ListVrfs:input_type -> vecnet.v1.ListVrfsRequest
+	16, // 20: vecnet.v1.Dataplane.AddRoutes:input_type -> vecnet.v1.RoutesRequest
+	16, // 21: vecnet.v1.Dataplane.DeleteRoutes:input_type -> vecnet.v1.RoutesRequest
+	18, // 22: vecnet.v1.Dataplane.ListRoutes:input_type -> vecnet.v1.ListRoutesRequest
+	20, // 23: vecnet.v1.Dataplane.ListNeighbors:input_type -> vecnet.v1.ListNeighborsRequest
+	38, // 24: vecnet.v1.Dataplane.AddUplink:input_type -> vecnet.v1.AddUplinkRequest
+	40, // 25: vecnet.v1.Dataplane.DeleteUplink:input_type -> vecnet.v1.DeleteUplinkRequest
+	42, // 26: vecnet.v1.Dataplane.ListUplinks:input_type -> vecnet.v1.ListUplinksRequest
+	44, // 27: vecnet.v1.Dataplane.SetPodPrefixes:input_type -> vecnet.v1.PodPrefixes
+	45, // 28: vecnet.v1.Dataplane.GetPodPrefixes:input_type -> vecnet.v1.GetPodPrefixesRequest
+	23, // 29: vecnet.v1.Dataplane.GetRuntime:input_type -> vecnet.v1.GetRuntimeRequest
+	26, // 30: vecnet.v1.Dataplane.GetErrors:input_type -> vecnet.v1.GetErrorsRequest
+	28, // 31: vecnet.v1.Dataplane.TraceAdd:input_type -> vecnet.v1.TraceAddRequest
+	30, // 32: vecnet.v1.Dataplane.TraceShow:input_type -> vecnet.v1.TraceShowRequest
+	34, // 33: vecnet.v1.Dataplane.TraceClear:input_type -> vecnet.v1.TraceClearRequest
+	36, // 34: vecnet.v1.Dataplane.Pcap:input_type -> vecnet.v1.PcapRequest
+	2,  // 35: vecnet.v1.Dataplane.CreateInterface:output_type -> vecnet.v1.Interface
+	5,  // 36: vecnet.v1.Dataplane.DeleteInterface:output_type -> vecnet.v1.DeleteInterfaceResponse
+	7,  // 37: vecnet.v1.Dataplane.ListInterfaces:output_type -> vecnet.v1.ListInterfacesResponse
+	9,  // 38: vecnet.v1.Dataplane.AddAddress:output_type -> vecnet.v1.AddressResponse
+	9,  // 39: vecnet.v1.Dataplane.DeleteAddress:output_type -> vecnet.v1.AddressResponse
+	11, // 40: vecnet.v1.Dataplane.AddVrf:output_type -> vecnet.v1.VrfResponse
+	11, // 41: vecnet.v1.Dataplane.DeleteVrf:output_type -> vecnet.v1.VrfResponse
+	13, // 42: vecnet.v1.Dataplane.ListVrfs:output_type -> vecnet.v1.ListVrfsResponse
+	17, // 43: vecnet.v1.Dataplane.AddRoutes:output_type -> vecnet.v1.RoutesResponse
+	17, // 44: vecnet.v1.Dataplane.DeleteRoutes:output_type -> vecnet.v1.RoutesResponse
+	15, // 45: vecnet.v1.Dataplane.ListRoutes:output_type -> vecnet.v1.Route
+	21, // 46: vecnet.v1.Dataplane.ListNeighbors:output_type -> vecnet.v1.ListNeighborsResponse
+	39, // 47: vecnet.v1.Dataplane.AddUplink:output_type -> vecnet.v1.Uplink
+	41, // 48: vecnet.v1.Dataplane.DeleteUplink:output_type -> vecnet.v1.DeleteUplinkResponse
+	43, // 49: vecnet.v1.Dataplane.ListUplinks:output_type -> vecnet.v1.ListUplinksResponse
+	44, // 50: vecnet.v1.Dataplane.SetPodPrefixes:output_type -> vecnet.v1.PodPrefixes
+	44, // 51: vecnet.v1.Dataplane.GetPodPrefixes:output_type -> vecnet.v1.PodPrefixes
+	24, // 52: vecnet.v1.Dataplane.GetRuntime:output_type -> vecnet.v1.GetRuntimeResponse
+	27, // 53: vecnet.v1.Dataplane.GetErrors:output_type -> vecnet.v1.GetErrorsResponse
+	29, // 54: vecnet.v1.Dataplane.TraceAdd:output_type -> vecnet.v1.TraceAddResponse
+	31, // 55: vecnet.v1.Dataplane.TraceShow:output_type -> vecnet.v1.TraceShowResponse
+	35, // 56: vecnet.v1.Dataplane.TraceClear:output_type -> vecnet.v1.TraceClearResponse
+	37, // 57: vecnet.v1.Dataplane.Pcap:output_type -> vecnet.v1.PcapPacket
+	35, // [35:58] is the sub-list for method output_type
+	12, // [12:35] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_vecnet_v1_dataplane_proto_init() }
@@ -2353,7 +2830,7 @@ func file_vecnet_v1_dataplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vecnet_v1_dataplane_proto_rawDesc), len(file_vecnet_v1_dataplane_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,11 @@ const (
 	Dataplane_DeleteRoutes_FullMethodName    = "/vecnet.v1.Dataplane/DeleteRoutes"
 	Dataplane_ListRoutes_FullMethodName      = "/vecnet.v1.Dataplane/ListRoutes"
 	Dataplane_ListNeighbors_FullMethodName   = "/vecnet.v1.Dataplane/ListNeighbors"
+	Dataplane_AddUplink_FullMethodName       = "/vecnet.v1.Dataplane/AddUplink"
+	Dataplane_DeleteUplink_FullMethodName    = "/vecnet.v1.Dataplane/DeleteUplink"
+	Dataplane_ListUplinks_FullMethodName     = "/vecnet.v1.Dataplane/ListUplinks"
+	Dataplane_SetPodPrefixes_FullMethodName  = "/vecnet.v1.Dataplane/SetPodPrefixes"
+	Dataplane_GetPodPrefixes_FullMethodName  = "/vecnet.v1.Dataplane/GetPodPrefixes"
 	Dataplane_GetRuntime_FullMethodName      = "/vecnet.v1.Dataplane/GetRuntime"
 	Dataplane_GetErrors_FullMethodName       = "/vecnet.v1.Dataplane/GetErrors"
 	Dataplane_TraceAdd_FullMethodName        = "/vecnet.v1.Dataplane/TraceAdd"
@@ -69,6 +74,16 @@ type DataplaneClient interface {
 	DeleteRoutes(ctx context.Context, in *RoutesRequest, opts ...grpc.CallOption) (*RoutesResponse, error)
 	ListRoutes(ctx context.Context, in *ListRoutesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Route], error)
 	ListNeighbors(ctx context.Context, in *ListNeighborsRequest, opts ...grpc.CallOption) (*ListNeighborsResponse, error)
+	// Uplinks: the node's NIC, shared with the host. vecnetd takes only the
+	// traffic of pods and tunnels from it (an eBPF filter) and follows the
+	// kernel's addresses, link state, MTU and neighbours on it.
+	AddUplink(ctx context.Context, in *AddUplinkRequest, opts ...grpc.CallOption) (*Uplink, error)
+	DeleteUplink(ctx context.Context, in *DeleteUplinkRequest, opts ...grpc.CallOption) (*DeleteUplinkResponse, error)
+	ListUplinks(ctx context.Context, in *ListUplinksRequest, opts ...grpc.CallOption) (*ListUplinksResponse, error)
+	// Pod (and service) prefixes: steered to the dataplane on uplinks,
+	// routed to the host tun by the host. Set replaces the whole list.
+	SetPodPrefixes(ctx context.Context, in *PodPrefixes, opts ...grpc.CallOption) (*PodPrefixes, error)
+	GetPodPrefixes(ctx context.Context, in *GetPodPrefixesRequest, opts ...grpc.CallOption) (*PodPrefixes, error)
 	// Observability.
 	GetRuntime(ctx context.Context, in *GetRuntimeRequest, opts ...grpc.CallOption) (*GetRuntimeResponse, error)
 	GetErrors(ctx context.Context, in *GetErrorsRequest, opts ...grpc.CallOption) (*GetErrorsResponse, error)
@@ -217,6 +232,56 @@ func (c *dataplaneClient) ListNeighbors(ctx context.Context, in *ListNeighborsRe
 	return out, nil
 }
 
+func (c *dataplaneClient) AddUplink(ctx context.Context, in *AddUplinkRequest, opts ...grpc.CallOption) (*Uplink, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Uplink)
+	err := c.cc.Invoke(ctx, Dataplane_AddUplink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) DeleteUplink(ctx context.Context, in *DeleteUplinkRequest, opts ...grpc.CallOption) (*DeleteUplinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUplinkResponse)
+	err := c.cc.Invoke(ctx, Dataplane_DeleteUplink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) ListUplinks(ctx context.Context, in *ListUplinksRequest, opts ...grpc.CallOption) (*ListUplinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUplinksResponse)
+	err := c.cc.Invoke(ctx, Dataplane_ListUplinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) SetPodPrefixes(ctx context.Context, in *PodPrefixes, opts ...grpc.CallOption) (*PodPrefixes, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodPrefixes)
+	err := c.cc.Invoke(ctx, Dataplane_SetPodPrefixes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) GetPodPrefixes(ctx context.Context, in *GetPodPrefixesRequest, opts ...grpc.CallOption) (*PodPrefixes, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PodPrefixes)
+	err := c.cc.Invoke(ctx, Dataplane_GetPodPrefixes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dataplaneClient) GetRuntime(ctx context.Context, in *GetRuntimeRequest, opts ...grpc.CallOption) (*GetRuntimeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetRuntimeResponse)
@@ -306,6 +371,16 @@ type DataplaneServer interface {
 	DeleteRoutes(context.Context, *RoutesRequest) (*RoutesResponse, error)
 	ListRoutes(*ListRoutesRequest, grpc.ServerStreamingServer[Route]) error
 	ListNeighbors(context.Context, *ListNeighborsRequest) (*ListNeighborsResponse, error)
+	// Uplinks: the node's NIC, shared with the host. vecnetd takes only the
+	// traffic of pods and tunnels from it (an eBPF filter) and follows the
+	// kernel's addresses, link state, MTU and neighbours on it.
+	AddUplink(context.Context, *AddUplinkRequest) (*Uplink, error)
+	DeleteUplink(context.Context, *DeleteUplinkRequest) (*DeleteUplinkResponse, error)
+	ListUplinks(context.Context, *ListUplinksRequest) (*ListUplinksResponse, error)
+	// Pod (and service) prefixes: steered to the dataplane on uplinks,
+	// routed to the host tun by the host. Set replaces the whole list.
+	SetPodPrefixes(context.Context, *PodPrefixes) (*PodPrefixes, error)
+	GetPodPrefixes(context.Context, *GetPodPrefixesRequest) (*PodPrefixes, error)
 	// Observability.
 	GetRuntime(context.Context, *GetRuntimeRequest) (*GetRuntimeResponse, error)
 	GetErrors(context.Context, *GetErrorsRequest) (*GetErrorsResponse, error)
@@ -360,6 +435,21 @@ func (UnimplementedDataplaneServer) ListRoutes(*ListRoutesRequest, grpc.ServerSt
 }
 func (UnimplementedDataplaneServer) ListNeighbors(context.Context, *ListNeighborsRequest) (*ListNeighborsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListNeighbors not implemented")
+}
+func (UnimplementedDataplaneServer) AddUplink(context.Context, *AddUplinkRequest) (*Uplink, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddUplink not implemented")
+}
+func (UnimplementedDataplaneServer) DeleteUplink(context.Context, *DeleteUplinkRequest) (*DeleteUplinkResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteUplink not implemented")
+}
+func (UnimplementedDataplaneServer) ListUplinks(context.Context, *ListUplinksRequest) (*ListUplinksResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListUplinks not implemented")
+}
+func (UnimplementedDataplaneServer) SetPodPrefixes(context.Context, *PodPrefixes) (*PodPrefixes, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetPodPrefixes not implemented")
+}
+func (UnimplementedDataplaneServer) GetPodPrefixes(context.Context, *GetPodPrefixesRequest) (*PodPrefixes, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetPodPrefixes not implemented")
 }
 func (UnimplementedDataplaneServer) GetRuntime(context.Context, *GetRuntimeRequest) (*GetRuntimeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetRuntime not implemented")
@@ -609,6 +699,96 @@ func _Dataplane_ListNeighbors_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_AddUplink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddUplinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).AddUplink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_AddUplink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).AddUplink(ctx, req.(*AddUplinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_DeleteUplink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUplinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).DeleteUplink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_DeleteUplink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).DeleteUplink(ctx, req.(*DeleteUplinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_ListUplinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUplinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).ListUplinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_ListUplinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).ListUplinks(ctx, req.(*ListUplinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_SetPodPrefixes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PodPrefixes)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).SetPodPrefixes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_SetPodPrefixes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).SetPodPrefixes(ctx, req.(*PodPrefixes))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_GetPodPrefixes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPodPrefixesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).GetPodPrefixes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_GetPodPrefixes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).GetPodPrefixes(ctx, req.(*GetPodPrefixesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Dataplane_GetRuntime_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRuntimeRequest)
 	if err := dec(in); err != nil {
@@ -760,6 +940,26 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListNeighbors",
 			Handler:    _Dataplane_ListNeighbors_Handler,
+		},
+		{
+			MethodName: "AddUplink",
+			Handler:    _Dataplane_AddUplink_Handler,
+		},
+		{
+			MethodName: "DeleteUplink",
+			Handler:    _Dataplane_DeleteUplink_Handler,
+		},
+		{
+			MethodName: "ListUplinks",
+			Handler:    _Dataplane_ListUplinks_Handler,
+		},
+		{
+			MethodName: "SetPodPrefixes",
+			Handler:    _Dataplane_SetPodPrefixes_Handler,
+		},
+		{
+			MethodName: "GetPodPrefixes",
+			Handler:    _Dataplane_GetPodPrefixes_Handler,
 		},
 		{
 			MethodName: "GetRuntime",

@@ -115,13 +115,20 @@ func (c *Context) Count(reason int, n uint64) { c.errors[c.cur][reason].Add(n) }
 
 // Done frees a buffer that left the dataplane (written to a device).
 func (c *Context) Done(b buffer.Index) {
+	c.Sent(b)
+	c.Pool.Free(b)
+}
+
+// Sent records that buffer b left the graph without freeing it: a driver
+// queue took it over and frees it once the frame is on the wire. It must
+// be called before the buffer is handed over.
+func (c *Context) Sent(b buffer.Index) {
 	if c.tracing > 0 {
 		m := c.Pool.Meta(b)
 		if m.Flags&buffer.FlagTraced != 0 {
 			c.tracing--
 		}
 	}
-	c.Pool.Free(b)
 }
 
 // Run dispatches pending frames until none is left. Nodes are visited in

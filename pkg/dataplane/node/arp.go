@@ -8,6 +8,7 @@ import (
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/driver/tun"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/tables"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -109,17 +110,21 @@ func (n *arpInput) TraceDetail(c *graph.Context, b buffer.Index) string {
 type ip4ARP struct {
 	output  int
 	limiter []resolveLimiter
+	resolve chan<- NeighborEvent
 }
 
 const (
 	ip4ARPErrThrottled = iota
 	ip4ARPErrNoInterface
 	ip4ARPRequestsSent
+	ip4ARPKernelResolve
 )
 
-var ip4ARPErrors = []string{"throttled", "interface_gone", "requests_sent"}
+var ip4ARPErrors = []string{"throttled", "interface_gone", "requests_sent", "kernel_resolve"}
 
-func newIP4ARP(workers int) *ip4ARP { return &ip4ARP{limiter: make([]resolveLimiter, workers)} }
+func newIP4ARP(env Env) *ip4ARP {
+	return &ip4ARP{limiter: make([]resolveLimiter, env.Workers), resolve: env.Resolve}
+}
 
 func (n *ip4ARP) Init(g *graph.Graph) error {
 	n.output = g.MustIndex(InterfaceOutput)
@@ -150,6 +155,11 @@ func (n *ip4ARP) Process(c *graph.Context, f *graph.Frame) {
 			c.Drop(b, ip4ARPErrThrottled)
 			continue
 		}
+		if ifc.Kind == tables.KindUplink {
+			askKernel(n.resolve, adj.TxIf, netip.AddrFrom4(target))
+			c.Drop(b, ip4ARPKernelResolve)
+			continue
+		}
 		src := tun.GatewayIPv4.As4()
 		if len(ifc.Addrs4) > 0 {
 			src = ifc.Addrs4[0]
@@ -164,5 +174,19 @@ func (n *ip4ARP) Process(c *graph.Context, f *graph.Frame) {
 		m.Flags = m.Flags&buffer.FlagTraced | buffer.FlagLocal
 		c.Count(ip4ARPRequestsSent, 1)
 		c.Enqueue(n.output, b)
+	}
+}
+
+// askKernel asks the control plane to have the kernel resolve ip on an
+// uplink. The kernel owns the uplink's ARP/ND: the replies go to it (the
+// uplink filter passes ARP and ND), and the control plane learns the
+// binding from its neighbour table through netlink.
+func askKernel(ch chan<- NeighborEvent, ifx uint32, ip netip.Addr) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- NeighborEvent{IfIndex: ifx, IP: ip}:
+	default:
 	}
 }

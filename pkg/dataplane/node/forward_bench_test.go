@@ -48,6 +48,8 @@ func newForwardBench(tb testing.TB, nRoutes int) *forwardBench {
 	g.Register(graph.Spec{Name: IP4ARP, Node: other})
 	g.Register(graph.Spec{Name: IP4ICMPError, Node: other})
 	g.Register(graph.Spec{Name: IP4Frag, Node: other})
+	g.Register(graph.Spec{Name: IP4NodeLocal, Node: other})
+	g.Register(graph.Spec{Name: TunnelEncap, Node: other})
 	if err := g.Finalize(); err != nil {
 		tb.Fatal(err)
 	}

@@ -28,6 +28,7 @@ func (n *ip4Lookup) Init(g *graph.Graph) error {
 	n.local = g.MustIndex(IP4Local)
 	n.resolve = g.MustIndex(IP4ARP)
 	n.icmp = g.MustIndex(IP4ICMPError)
+	n.host = g.MustIndex(IP4NodeLocal)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/tables"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -13,7 +14,7 @@ import (
 // update (RFC 1624), MTU check, then the adjacency's precomputed link-layer
 // header is copied in front of the packet.
 type ip4Rewrite struct {
-	output, icmp, frag int
+	output, icmp, frag, encap int
 }
 
 const (
@@ -28,6 +29,7 @@ func (n *ip4Rewrite) Init(g *graph.Graph) error {
 	n.output = g.MustIndex(InterfaceOutput)
 	n.icmp = g.MustIndex(IP4ICMPError)
 	n.frag = g.MustIndex(IP4Frag)
+	n.encap = g.MustIndex(TunnelEncap)
 	return nil
 }
 
@@ -78,6 +80,10 @@ func (n *ip4Rewrite) Process(c *graph.Context, f *graph.Frame) {
 			copy(d[m.Start:], adj.Rewrite[:l])
 		}
 		m.TxIf = adj.TxIf
+		if adj.Kind == tables.AdjEncap {
+			c.Enqueue(n.encap, b)
+			continue
+		}
 		c.Enqueue(n.output, b)
 	}
 }

@@ -26,6 +26,7 @@ func (n *ip6Lookup) Init(g *graph.Graph) error {
 	n.local = g.MustIndex(IP6Local)
 	n.resolve = g.MustIndex(IP6ND)
 	n.icmp = g.MustIndex(IP6ICMPError)
+	n.host = g.MustIndex(IP6Rewrite)
 	return nil
 }
 

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"net/netip"
+
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/driver/tun"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/tables"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -13,17 +16,21 @@ import (
 type ip6ND struct {
 	output  int
 	limiter []resolveLimiter
+	resolve chan<- NeighborEvent
 }
 
 const (
 	ip6NDErrThrottled = iota
 	ip6NDErrNoInterface
 	ip6NDSolicitsSent
+	ip6NDKernelResolve
 )
 
-var ip6NDErrors = []string{"throttled", "interface_gone", "solicitations_sent"}
+var ip6NDErrors = []string{"throttled", "interface_gone", "solicitations_sent", "kernel_resolve"}
 
-func newIP6ND(workers int) *ip6ND { return &ip6ND{limiter: make([]resolveLimiter, workers)} }
+func newIP6ND(env Env) *ip6ND {
+	return &ip6ND{limiter: make([]resolveLimiter, env.Workers), resolve: env.Resolve}
+}
 
 func (n *ip6ND) Init(g *graph.Graph) error {
 	n.output = g.MustIndex(InterfaceOutput)
@@ -50,6 +57,11 @@ func (n *ip6ND) Process(c *graph.Context, f *graph.Frame) {
 		}
 		if !lim.allow(adj.TxIf, target, c.Now) {
 			c.Drop(b, ip6NDErrThrottled)
+			continue
+		}
+		if ifc.Kind == tables.KindUplink {
+			askKernel(n.resolve, adj.TxIf, netip.AddrFrom16(target))
+			c.Drop(b, ip6NDKernelResolve)
 			continue
 		}
 		src := tun.GatewayIPv6.As16()

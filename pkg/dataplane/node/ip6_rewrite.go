@@ -5,6 +5,7 @@ import (
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/tables"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -12,19 +13,21 @@ import (
 // header checksum in IPv6), MTU check (routers never fragment IPv6: an
 // oversize packet gets Packet Too Big, RFC 8201), link-layer rewrite.
 type ip6Rewrite struct {
-	output, icmp int
+	output, icmp, encap int
 }
 
 const (
 	ip6RewriteErrNoHeadroom = iota
 	ip6RewriteHopLimitExpired
+	ip6RewriteErrNoHostIf
 )
 
-var ip6RewriteErrors = []string{"no_headroom", "hop_limit_expired"}
+var ip6RewriteErrors = []string{"no_headroom", "hop_limit_expired", "no_host_interface"}
 
 func (n *ip6Rewrite) Init(g *graph.Graph) error {
 	n.output = g.MustIndex(InterfaceOutput)
 	n.icmp = g.MustIndex(IP6ICMPError)
+	n.encap = g.MustIndex(TunnelEncap)
 	return nil
 }
 
@@ -61,7 +64,14 @@ func (n *ip6Rewrite) Process(c *graph.Context, f *graph.Frame) {
 			copy(d[m.Start:], adj.Rewrite[:l])
 		}
 		m.TxIf = adj.TxIf
-		c.Enqueue(n.output, b)
+		switch {
+		case adj.Kind == tables.AdjEncap:
+			c.Enqueue(n.encap, b)
+		case adj.TxIf == 0:
+			c.Drop(b, ip6RewriteErrNoHostIf) // AdjHost without host tun
+		default:
+			c.Enqueue(n.output, b)
+		}
 	}
 }
 

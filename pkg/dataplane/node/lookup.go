@@ -14,6 +14,9 @@ import (
 // and flow hash) has chosen the adjacency, as VPP's ip_lookup_inline.
 type lookupNexts struct {
 	rewrite, local, resolve, icmp int
+	// host takes packets for a node address: ip4-node-local (tunnels end
+	// there) or, for IPv6, straight to ip6-rewrite towards the host tun.
+	host int
 }
 
 // noRoute answers a packet whose destination matched no route.
@@ -25,8 +28,10 @@ func (n *lookupNexts) noRoute(c *graph.Context, b buffer.Index, m *buffer.Meta) 
 // steer sends b on by the kind of the adjacency its route chose.
 func (n *lookupNexts) steer(c *graph.Context, b buffer.Index, m *buffer.Meta, kind tables.AdjKind, nullRoute int) {
 	switch kind {
-	case tables.AdjRewrite:
+	case tables.AdjRewrite, tables.AdjEncap:
 		c.Enqueue(n.rewrite, b)
+	case tables.AdjHost:
+		c.Enqueue(n.host, b)
 	case tables.AdjLocal:
 		c.Enqueue(n.local, b)
 	case tables.AdjIncomplete, tables.AdjGlean:

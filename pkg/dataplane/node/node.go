@@ -11,6 +11,14 @@
 //	                                                     └─> ip4-icmp-error ─> ip4-lookup
 //
 // and the same for IPv6, where ip6-local also handles neighbour discovery.
+// Between nodes, through tunnels over an uplink:
+//
+//	ip4/ip6-rewrite ─> [tunnel-gso] ─> tunnel-encap ─> interface-output ─> [interface-gso]
+//	uplink-input ─> ethernet-input ─> ip4-input ─> ip4-lookup ─> ip4-node-local
+//	    ─> ipip-decap | vxlan-decap ─> ip4-input | ip6-input (inner packet)
+//
+// ip4-node-local also hands non-tunnel packets for the node's address to
+// the host tun.
 package node
 
 import (
@@ -38,6 +46,14 @@ const (
 	IP6ND           = "ip6-nd"
 	IP6Rewrite      = "ip6-rewrite"
 	InterfaceOutput = "interface-output"
+
+	UplinkInput  = "uplink-input"
+	IP4NodeLocal = "ip4-node-local"
+	IPIPDecap    = "ipip-decap"
+	VXLANDecap   = "vxlan-decap"
+	TunnelEncap  = "tunnel-encap"
+	TunnelGSO    = "tunnel-gso"
+	InterfaceGSO = "interface-gso"
 )
 
 // NeighborEvent is sent by ARP/ND nodes to the control plane, which owns
@@ -55,6 +71,10 @@ type Env struct {
 	// control plane is behind, the binding is learned from the next
 	// ARP/ND packet instead.
 	Learn chan<- NeighborEvent
+	// Resolve receives next hops on uplinks that have no binding yet: the
+	// kernel owns the uplink's neighbour table, so the control plane asks
+	// it to resolve them instead of sending ARP/ND itself. Never blocks.
+	Resolve chan<- NeighborEvent
 }
 
 // Nodes gives access to the registered node objects that the worker and
@@ -62,13 +82,18 @@ type Env struct {
 type Nodes struct {
 	TunInput      *TunInputNode
 	TunInputIndex int
+
+	UplinkInput      *UplinkInputNode
+	UplinkInputIndex int
 }
 
 // Register adds every node to g in packet-flow order.
 func Register(g *graph.Graph, env Env) *Nodes {
 	ti := newTunInput(env.Workers)
-	n := &Nodes{TunInput: ti}
+	ui := newUplinkInput(env.Workers)
+	n := &Nodes{TunInput: ti, UplinkInput: ui}
 	n.TunInputIndex = g.Register(graph.Spec{Name: TunInput, Errors: tunInputErrors, Node: ti})
+	n.UplinkInputIndex = g.Register(graph.Spec{Name: UplinkInput, Errors: uplinkInputErrors, Node: ui})
 	g.Register(graph.Spec{Name: EthernetInput, Errors: ethernetInputErrors, Node: &ethernetInput{}})
 	g.Register(graph.Spec{Name: ARPInput, Errors: arpInputErrors, Node: &arpInput{env: env}})
 	g.Register(graph.Spec{Name: IP4Input, Errors: ip4InputErrors, Node: &ip4Input{}})
@@ -76,15 +101,21 @@ func Register(g *graph.Graph, env Env) *Nodes {
 	g.Register(graph.Spec{Name: IP4Lookup, Errors: ip4LookupErrors, Node: &ip4Lookup{}})
 	g.Register(graph.Spec{Name: IP6Lookup, Errors: ip6LookupErrors, Node: &ip6Lookup{}})
 	g.Register(graph.Spec{Name: IP4Local, Errors: ip4LocalErrors, Node: &ip4Local{}})
+	g.Register(graph.Spec{Name: IP4NodeLocal, Errors: ip4NodeLocalErrors, Node: &ip4NodeLocal{}})
+	g.Register(graph.Spec{Name: IPIPDecap, Errors: ipipDecapErrors, Node: &ipipDecap{}})
+	g.Register(graph.Spec{Name: VXLANDecap, Errors: vxlanDecapErrors, Node: &vxlanDecap{}})
 	g.Register(graph.Spec{Name: IP6Local, Errors: ip6LocalErrors, Node: &ip6Local{env: env}})
 	g.Register(graph.Spec{Name: IP4Rewrite, Errors: ip4RewriteErrors, Node: &ip4Rewrite{}})
 	g.Register(graph.Spec{Name: IP6Rewrite, Errors: ip6RewriteErrors, Node: &ip6Rewrite{}})
 	g.Register(graph.Spec{Name: IP4Frag, Errors: ip4FragErrors, Node: &ip4Frag{}})
+	g.Register(graph.Spec{Name: TunnelGSO, Errors: gsoErrors, Node: newGSONode(env.Workers, false)})
+	g.Register(graph.Spec{Name: TunnelEncap, Errors: tunnelEncapErrors, Node: newTunnelEncap(env.Workers)})
+	g.Register(graph.Spec{Name: InterfaceGSO, Errors: gsoErrors, Node: newGSONode(env.Workers, true)})
 	g.Register(graph.Spec{Name: IP4ICMPError, Errors: ip4ICMPErrorErrors, Node: newIP4ICMPError(env.Workers)})
 	g.Register(graph.Spec{Name: IP6ICMPError, Errors: ip6ICMPErrorErrors, Node: newIP6ICMPError(env.Workers)})
-	g.Register(graph.Spec{Name: IP4ARP, Errors: ip4ARPErrors, Node: newIP4ARP(env.Workers)})
-	g.Register(graph.Spec{Name: IP6ND, Errors: ip6NDErrors, Node: newIP6ND(env.Workers)})
-	g.Register(graph.Spec{Name: InterfaceOutput, Errors: interfaceOutputErrors, Node: &interfaceOutput{}})
+	g.Register(graph.Spec{Name: IP4ARP, Errors: ip4ARPErrors, Node: newIP4ARP(env)})
+	g.Register(graph.Spec{Name: IP6ND, Errors: ip6NDErrors, Node: newIP6ND(env)})
+	g.Register(graph.Spec{Name: InterfaceOutput, Errors: interfaceOutputErrors, Node: newInterfaceOutput(env.Workers)})
 	return n
 }
 

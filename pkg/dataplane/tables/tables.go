@@ -15,8 +15,10 @@ package tables
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 
+	"github.com/vecnet/vecnet/pkg/dataplane/driver"
 	"github.com/vecnet/vecnet/pkg/dataplane/fib"
 )
 
@@ -26,6 +28,11 @@ type InterfaceKind uint8
 const (
 	KindTun InterfaceKind = iota + 1 // L3, no link-layer header
 	KindTap                          // L2, Ethernet
+	// KindUplink is the node's NIC, reached through an uplink driver
+	// (AF_XDP or AF_PACKET). It is L2 like a tap, but the host kernel keeps
+	// its addresses (HostAddrs) and resolves its neighbours: the dataplane
+	// only borrows the traffic that belongs to pods and tunnels.
+	KindUplink
 )
 
 func (k InterfaceKind) String() string {
@@ -34,9 +41,14 @@ func (k InterfaceKind) String() string {
 		return "tun"
 	case KindTap:
 		return "tap"
+	case KindUplink:
+		return "uplink"
 	}
 	return "unknown"
 }
+
+// L2 reports whether the interface carries Ethernet frames.
+func (k InterfaceKind) L2() bool { return k == KindTap || k == KindUplink }
 
 // Interface is a dataplane interface as workers see it. The struct is
 // immutable; Counters and Capture are shared by all versions of the same
@@ -59,6 +71,37 @@ type Interface struct {
 	TxFDs    []int
 	Counters *InterfaceCounters
 	Capture  *atomic.Pointer[Capture]
+
+	// Uplinks only.
+	//
+	// HostAddrs are the kernel's addresses on the link (the node
+	// addresses), followed through netlink; the first IPv4 one is the
+	// outer source of tunnels.
+	HostAddrs4 [][4]byte
+	HostAddrs6 [][16]byte
+	// Tx are the driver's transmit queues; worker w uses Tx[w%len(Tx)].
+	Tx []*TxQueue
+	// TxGSO says the driver takes (unencapsulated) GSO super-packets and
+	// TxCsum that it takes partial checksums; without them the dataplane
+	// segments and checksums in software first.
+	TxGSO, TxCsum bool
+	// TxTunnelGSO says the driver also takes VXLAN-encapsulated
+	// super-packets (buffer.FlagGSOTunnel): only driver/taptc does.
+	TxTunnelGSO bool
+	// Down is the link's operational state: frames for a down link are
+	// dropped and counted instead of filling the driver's rings.
+	Down bool
+}
+
+// TxQueue is an uplink driver queue used for transmit. Receive on a queue
+// belongs to one worker alone; transmit may come from every worker when
+// there are fewer queues than workers, and is then serialised by Mu. The
+// driver keeps its receive and transmit state apart, so the lock is never
+// taken on the receive path.
+type TxQueue struct {
+	Q      driver.Queue
+	Shared bool
+	Mu     sync.Mutex
 }
 
 // InterfaceCounters are updated once per frame and interface.
@@ -100,9 +143,17 @@ const (
 	// AdjGlean is an attached subnet on an L2 interface: packets trigger a
 	// request for their own destination address.
 	AdjGlean
+	// AdjEncap sends through a tunnel to NextHop (another node): the
+	// packet is encapsulated (Encap, VNI, Src, Port) and then leaves by
+	// the underlay adjacency Under.
+	AdjEncap
+	// AdjHost is an address of the host kernel (a node address): tunnel
+	// packets for it are decapsulated by the dataplane, everything else is
+	// handed to the host through TxIf, the host tun (dropped when 0).
+	AdjHost
 )
 
-var adjKindNames = [...]string{"drop", "unreachable", "local", "rewrite", "incomplete", "glean"}
+var adjKindNames = [...]string{"drop", "unreachable", "local", "rewrite", "incomplete", "glean", "encap", "host"}
 
 func (k AdjKind) String() string {
 	if int(k) < len(adjKindNames) {
@@ -121,6 +172,54 @@ type Adjacency struct {
 	// empty for tun interfaces.
 	Rewrite    [14]byte
 	RewriteLen uint8
+
+	// AdjEncap only. The outer header goes from Src to NextHop (IPv4).
+	Encap EncapType
+	VNI   uint32
+	Port  uint16 // VXLAN UDP destination port
+	Src   [4]byte
+	Under uint32 // underlay adjacency
+}
+
+// EncapType is a tunnel encapsulation.
+type EncapType uint8
+
+const (
+	EncapNone  EncapType = iota // routed, no tunnel
+	EncapIPIP                   // RFC 2003 IPv4-in-IPv4, RFC 4213 IPv6-in-IPv4
+	EncapVXLAN                  // RFC 7348, over IPv4 and UDP
+)
+
+var encapNames = [...]string{"none", "ipip", "vxlan"}
+
+func (e EncapType) String() string {
+	if int(e) < len(encapNames) {
+		return encapNames[e]
+	}
+	return "unknown"
+}
+
+// ParseEncap is the inverse of String.
+func ParseEncap(s string) (EncapType, bool) {
+	for i, n := range encapNames {
+		if n == s {
+			return EncapType(i), true
+		}
+	}
+	return 0, false
+}
+
+// Overhead is the number of bytes the encapsulation adds in front of an
+// inner IP packet: outer IPv4 (20), plus UDP (8), VXLAN (8) and the inner
+// Ethernet header (14) for VXLAN.
+func (e EncapType) Overhead() int {
+	switch e {
+	case EncapIPIP:
+		return 20
+	case EncapVXLAN:
+		return 50
+	}
+	return 0
 }
 
 // LoadBalance spreads packets over adjacencies. Buckets has a power-of-two
@@ -145,6 +244,15 @@ type Snapshot struct {
 	VRFs       []*VRF
 	LBs        []LoadBalance
 	Adjs       []Adjacency
+
+	// TunnelPeers are the nodes a tunnel route points to: decapsulation
+	// accepts packets from them only, so no stranger can inject packets
+	// into pods by wrapping them in IPIP or VXLAN.
+	TunnelPeers map[[4]byte]struct{}
+	// VNIs are the VXLAN network identifiers in use, VXLANPort their UDP
+	// port.
+	VNIs      map[uint32]struct{}
+	VXLANPort uint16
 }
 
 // Interface returns interface i or nil.

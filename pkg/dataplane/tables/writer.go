@@ -26,12 +26,19 @@ const (
 	SourceConnected               // subnet of an address on an interface
 	SourceHost                    // a pod's address on its interface
 	SourceNeighbor                // a neighbour learned on an attached subnet
+	// SourceNode is a node address: the host kernel's address on an
+	// uplink, which resolves to an AdjHost adjacency.
+	SourceNode
+	// SourceUplink is what the uplink manager installs besides node
+	// addresses: the uplink's subnets, the pod prefixes (dropped unless a
+	// more specific route exists) and the default routes to the host.
+	SourceUplink
 	numSources
 )
 
-var sourcePriority = [numSources]Source{SourceLocal, SourceConnected, SourceHost, SourceStatic, SourceNeighbor}
+var sourcePriority = [numSources]Source{SourceLocal, SourceNode, SourceConnected, SourceHost, SourceStatic, SourceUplink, SourceNeighbor}
 
-var sourceNames = [...]string{"static", "local", "connected", "host", "neighbor"}
+var sourceNames = [...]string{"static", "local", "connected", "host", "neighbor", "node", "uplink"}
 
 func (s Source) String() string { return sourceNames[s] }
 
@@ -43,6 +50,16 @@ type Path struct {
 	// through the FIB (recursive route).
 	Interface uint32
 	Weight    uint32
+	// Encap sends through a tunnel to NextHop, which must be an IPv4
+	// address reachable through an L2 interface (another node).
+	Encap Encap
+}
+
+// Encap is a path's tunnel: its type and, for VXLAN, the network
+// identifier (24 bits, RFC 7348 section 5).
+type Encap struct {
+	Type EncapType
+	VNI  uint32
 }
 
 // Route is a prefix and its paths.
@@ -84,9 +101,11 @@ func errf(kind error, format string, args ...any) error {
 }
 
 type adjKey struct {
-	kind AdjKind
-	tx   uint32
-	nh   netip.Addr
+	kind  AdjKind
+	tx    uint32
+	nh    netip.Addr
+	encap Encap
+	under uint32 // AdjEncap: the underlay adjacency it holds a reference on
 }
 
 type adjEntry struct {
@@ -173,7 +192,12 @@ type Writer struct {
 	freeLBs  []uint32
 	lbByKey  map[string]uint32
 	neigh    map[neighKey]Neighbor
+
+	vxlanPort uint16
 }
+
+// DefaultVXLANPort is the IANA-assigned VXLAN port (RFC 7348 section 5).
+const DefaultVXLANPort = 4789
 
 // NewWriter returns a Writer with VRF 0 and publishes the first snapshot.
 func NewWriter() *Writer {
@@ -185,6 +209,8 @@ func NewWriter() *Writer {
 		adjByKey: map[adjKey]uint32{},
 		lbByKey:  map[string]uint32{},
 		neigh:    map[neighKey]Neighbor{},
+
+		vxlanPort: DefaultVXLANPort,
 	}
 	w.adjs = []adjEntry{
 		{adj: Adjacency{Kind: AdjDrop}, refs: 1},
@@ -239,6 +265,18 @@ func (w *Writer) publish() {
 	s.LBs = make([]LoadBalance, len(w.lbs))
 	for i := range w.lbs {
 		s.LBs[i] = w.lbs[i].lb
+	}
+	s.VXLANPort = w.vxlanPort
+	s.TunnelPeers = map[[4]byte]struct{}{}
+	s.VNIs = map[uint32]struct{}{}
+	for i := numFixedAdjs; i < len(w.adjs); i++ {
+		e := &w.adjs[i]
+		if e.refs > 0 && e.key.kind == AdjEncap {
+			s.TunnelPeers[e.key.nh.As4()] = struct{}{}
+			if e.key.encap.Type == EncapVXLAN {
+				s.VNIs[e.key.encap.VNI] = struct{}{}
+			}
+		}
 	}
 	w.cur.Store(s)
 }
@@ -496,7 +534,7 @@ func (w *Writer) AddRoutes(routes []Route) error {
 		r := routes[i]
 		if err := checkRoute(&r); err != nil {
 			tx.rollback()
-			return &RouteError{Index: i, Path: -1, Err: err}
+			return asRouteError(i, err)
 		}
 		v, ok := w.vrfs[r.VRF]
 		if !ok {
@@ -550,6 +588,15 @@ func (w *Writer) DeleteRoutes(routes []Route) error {
 	return tx.commit()
 }
 
+func asRouteError(i int, err error) error {
+	var re *RouteError
+	if errors.As(err, &re) {
+		re.Index = i
+		return re
+	}
+	return &RouteError{Index: i, Path: -1, Err: err}
+}
+
 // checkRoute rejects what the FIB cannot hold (it would panic in commit,
 // after reference counts have changed).
 func checkRoute(r *Route) error {
@@ -558,6 +605,20 @@ func checkRoute(r *Route) error {
 	}
 	if r.Source >= numSources {
 		return errf(ErrInvalid, "invalid route source %d", uint8(r.Source))
+	}
+	for j, p := range r.Paths {
+		if p.Encap.Type == EncapNone {
+			continue
+		}
+		if p.Encap.Type > EncapVXLAN {
+			return &RouteError{Path: j, Err: errf(ErrInvalid, "unknown encapsulation %d", p.Encap.Type)}
+		}
+		if !p.NextHop.Is4() || p.Interface != 0 {
+			return &RouteError{Path: j, Err: errf(ErrInvalid, "a tunnel path needs an IPv4 next hop (the remote node) and no interface")}
+		}
+		if p.Encap.VNI >= 1<<24 {
+			return &RouteError{Path: j, Err: errf(ErrInvalid, "vni %d does not fit in 24 bits", p.Encap.VNI)}
+		}
 	}
 	return nil
 }
@@ -628,7 +689,7 @@ func (w *Writer) LearnNeighbor(ifIndex uint32, ip netip.Addr, mac [6]byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ifc, ok := w.ifaces[ifIndex]
-	if !ok || ifc.Kind != KindTap || !ip.IsValid() {
+	if !ok || !ifc.Kind.L2() || !ip.IsValid() {
 		return
 	}
 	k := neighKey{ifIndex, ip}
@@ -950,6 +1011,13 @@ func (t *tx) resolveRoute(v *vrfState, r *Route, depth int) ([]uint32, error) {
 	if r.Source == SourceLocal {
 		return []uint32{adjLocal}, nil
 	}
+	if r.Source == SourceNode {
+		var tx uint32
+		if len(r.Paths) > 0 {
+			tx = r.Paths[0].Interface
+		}
+		return []uint32{w.getAdj(adjKey{kind: AdjHost, tx: tx})}, nil
+	}
 	if len(r.Paths) == 0 {
 		return []uint32{adjDrop}, nil
 	}
@@ -962,6 +1030,14 @@ func (t *tx) resolveRoute(v *vrfState, r *Route, depth int) ([]uint32, error) {
 	}
 	for j, p := range r.Paths {
 		switch {
+		case p.Encap.Type != EncapNone:
+			unders, err := t.resolveNextHop(v, p.NextHop, depth)
+			if err != nil {
+				return fail(&RouteError{Path: j, Err: err})
+			}
+			for _, u := range unders {
+				out = append(out, w.getEncapAdj(p.NextHop, p.Encap, u))
+			}
 		case p.Interface != 0:
 			ifc := w.ifaces[p.Interface]
 			if ifc == nil {
@@ -1010,7 +1086,7 @@ func (t *tx) resolveNextHop(v *vrfState, nh netip.Addr, depth int) ([]uint32, er
 	if r == nil {
 		return nil, errf(ErrInvalid, "next hop %s is not reachable in vrf %d", nh, v.id)
 	}
-	if r.Source == SourceLocal {
+	if r.Source == SourceLocal || r.Source == SourceNode {
 		return nil, errf(ErrInvalid, "next hop %s is a local address", nh)
 	}
 	var adjs []uint32
@@ -1082,7 +1158,10 @@ func (w *Writer) buildAdj(k adjKey) Adjacency {
 	if ifc != nil {
 		a.MTU = ifc.MTU
 	}
-	if ifc == nil || ifc.Kind != KindTap || k.kind != AdjRewrite {
+	if k.kind == AdjEncap {
+		return w.buildEncapAdj(k, a, ifc)
+	}
+	if ifc == nil || !ifc.Kind.L2() || k.kind != AdjRewrite {
 		return a
 	}
 	n, ok := w.neigh[neighKey{k.tx, k.nh}]
@@ -1128,9 +1207,68 @@ func (w *Writer) putAdj(i uint32) {
 	e := &w.adjs[i]
 	e.refs--
 	if e.refs == 0 {
-		delete(w.adjByKey, e.key)
+		k := e.key
+		delete(w.adjByKey, k)
 		*e = adjEntry{}
 		w.freeAdjs = append(w.freeAdjs, i)
+		if k.kind == AdjEncap {
+			w.putAdj(k.under)
+		}
+	}
+}
+
+// getEncapAdj returns the tunnel adjacency to node nh over underlay
+// adjacency u, taking over the caller's reference on u.
+func (w *Writer) getEncapAdj(nh netip.Addr, e Encap, u uint32) uint32 {
+	if e.Type != EncapVXLAN {
+		e.VNI = 0
+	}
+	k := adjKey{kind: AdjEncap, tx: w.adjs[u].adj.TxIf, nh: nh, encap: e, under: u}
+	if _, ok := w.adjByKey[k]; ok {
+		w.putAdj(u) // the existing adjacency holds its own reference
+	}
+	return w.getAdj(k)
+}
+
+// buildEncapAdj fills in a tunnel adjacency from its underlay: the
+// underlay's interface and MTU less the encapsulation, and the interface's
+// node address as the outer source. Without a source address (the uplink
+// has no IPv4 address yet) the tunnel drops until one appears.
+func (w *Writer) buildEncapAdj(k adjKey, a Adjacency, _ *Interface) Adjacency {
+	under := w.adjs[k.under].adj
+	a.Encap, a.VNI, a.Under, a.Port = k.encap.Type, k.encap.VNI, k.under, w.vxlanPort
+	a.TxIf = under.TxIf
+	ifc := w.ifaces[under.TxIf]
+	if ifc == nil {
+		a.Kind = AdjDrop
+		return a
+	}
+	a.MTU = ifc.MTU - uint32(k.encap.Type.Overhead())
+	switch {
+	case len(ifc.HostAddrs4) > 0:
+		a.Src = ifc.HostAddrs4[0]
+	case len(ifc.Addrs4) > 0:
+		a.Src = ifc.Addrs4[0]
+	default:
+		a.Kind = AdjDrop
+	}
+	return a
+}
+
+// rebuildAdjs recomputes every adjacency on interface idx and every tunnel
+// adjacency (whose source address and MTU come from their underlay's
+// interface), after the interface's MTU, addresses or link state changed.
+func (w *Writer) rebuildAdjs(idx uint32) {
+	for i := numFixedAdjs; i < len(w.adjs); i++ {
+		if e := &w.adjs[i]; e.refs > 0 && e.key.tx == idx && e.key.kind != AdjEncap {
+			e.adj = w.buildAdj(e.key)
+		}
+	}
+	// Second pass: tunnels read their (now rebuilt) underlay.
+	for i := numFixedAdjs; i < len(w.adjs); i++ {
+		if e := &w.adjs[i]; e.refs > 0 && e.key.kind == AdjEncap {
+			e.adj = w.buildAdj(e.key)
+		}
 	}
 }
 

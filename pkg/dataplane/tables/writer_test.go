@@ -290,6 +290,12 @@ func checkInvariants(t testing.TB, w *Writer) {
 	if len(w.lbByKey) != len(w.lbs)-1-len(w.freeLBs) {
 		fail("lbByKey has %d entries, %d live lbs", len(w.lbByKey), len(w.lbs)-1-len(w.freeLBs))
 	}
+	// A tunnel adjacency holds a reference on its underlay adjacency.
+	for i := numFixedAdjs; i < len(w.adjs); i++ {
+		if e := &w.adjs[i]; e.refs > 0 && e.key.kind == AdjEncap {
+			adjRefs[e.key.under]++
+		}
+	}
 	freeAdj := map[uint32]bool{}
 	for _, i := range w.freeAdjs {
 		if freeAdj[i] {
@@ -314,7 +320,7 @@ func checkInvariants(t testing.TB, w *Writer) {
 		if j, ok := w.adjByKey[e.key]; !ok || j != uint32(i) {
 			fail("adj %d: adjByKey[%+v] = %d,%v", i, e.key, j, ok)
 		}
-		if _, ok := w.ifaces[e.key.tx]; !ok {
+		if _, ok := w.ifaces[e.key.tx]; !ok && !(e.key.kind == AdjHost && e.key.tx == 0) {
 			fail("adj %d: refers to deleted interface %d", i, e.key.tx)
 		}
 		if want := w.buildAdj(e.key); e.adj != want {

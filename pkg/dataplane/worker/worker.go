@@ -46,8 +46,10 @@ type Worker struct {
 	nodes *node.Nodes
 
 	epfd, evfd int
-	mu         sync.Mutex // serialises SetQueues
+	mu         sync.Mutex // serialises SetQueues and SetUplinkQueues
 	registered map[int]bool
+	tunFDs     []int
+	uplinkFDs  []int
 
 	stop  atomic.Bool
 	epoch atomic.Uint64 // loop iterations, for quiescence
@@ -90,17 +92,44 @@ func New(id int, g *graph.Graph, nodes *node.Nodes, tabs *tables.Writer, cfg Con
 func (w *Worker) SetQueues(qs []node.RxQueue) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.tunFDs = w.tunFDs[:0]
+	for _, q := range qs {
+		w.tunFDs = append(w.tunFDs, q.FD)
+	}
+	err := w.syncEpoll()
+	w.nodes.TunInput.SetQueues(w.ID, qs)
+	w.Quiesce()
+	return err
+}
+
+// SetUplinkQueues replaces the uplink queues the worker receives from,
+// with the same guarantee as SetQueues.
+func (w *Worker) SetUplinkQueues(qs []node.UplinkRxQueue) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.uplinkFDs = w.uplinkFDs[:0]
+	for _, q := range qs {
+		w.uplinkFDs = append(w.uplinkFDs, q.Q.FD())
+	}
+	err := w.syncEpoll()
+	w.nodes.UplinkInput.SetQueues(w.ID, qs)
+	w.Quiesce()
+	return err
+}
+
+// syncEpoll makes the epoll set equal to the tun and uplink descriptors.
+func (w *Worker) syncEpoll() error {
 	want := map[int]bool{}
 	var errs []error
-	for _, q := range qs {
-		want[q.FD] = true
-		if !w.registered[q.FD] {
-			ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(q.FD)}
-			if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, q.FD, &ev); err != nil {
-				errs = append(errs, fmt.Errorf("epoll add fd %d: %w", q.FD, err))
+	for _, fd := range append(w.tunFDs[:len(w.tunFDs):len(w.tunFDs)], w.uplinkFDs...) {
+		want[fd] = true
+		if !w.registered[fd] {
+			ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+			if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+				errs = append(errs, fmt.Errorf("epoll add fd %d: %w", fd, err))
 				continue
 			}
-			w.registered[q.FD] = true
+			w.registered[fd] = true
 		}
 	}
 	for fd := range w.registered {
@@ -109,8 +138,6 @@ func (w *Worker) SetQueues(qs []node.RxQueue) error {
 			delete(w.registered, fd)
 		}
 	}
-	w.nodes.TunInput.SetQueues(w.ID, qs)
-	w.Quiesce()
 	return errors.Join(errs...)
 }
 
@@ -150,12 +177,18 @@ func (w *Worker) Run() {
 	var drain [8]byte
 	poll := w.nodes.TunInput.Poll
 	in := w.nodes.TunInputIndex
+	upoll := w.nodes.UplinkInput.Poll
+	uin := w.nodes.UplinkInputIndex
 	lastPacket := time.Now()
 	for !w.stop.Load() {
 		w.epoch.Add(1)
 		c.Tables = w.tabs.Snapshot()
 		c.Now = time.Now()
-		if c.Poll(in, poll) > 0 {
+		got := c.Poll(in, poll)
+		if len(w.nodes.UplinkInput.Queues(w.ID)) > 0 {
+			got += c.Poll(uin, upoll)
+		}
+		if got > 0 {
 			lastPacket = c.Now
 			continue
 		}
