@@ -49,6 +49,10 @@ type Agent struct {
 	metrics *metrics
 	ready   readiness
 
+	mtuMu    sync.Mutex // autoMTU's cache
+	mtuValue uint32
+	mtuAt    time.Time
+
 	dyn        dynamic.Interface
 	podLister  listersv1.PodLister
 	nsLister   listersv1.NamespaceLister

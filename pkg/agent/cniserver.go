@@ -99,6 +99,8 @@ func (s *cniServer) Add(ctx context.Context, r *cniv1.AddRequest) (resp *cniv1.A
 	mtu := uint32(a.cfg.MTU)
 	if m := at.GetOptions().GetMtu(); m != 0 {
 		mtu = m
+	} else if mtu == 0 {
+		mtu = a.autoMTU(ctx)
 	}
 	// What it takes to re-create the interface after a vecnetd restart
 	// (restore.go), kept with the allocation.
@@ -425,4 +427,38 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// tunnelOverhead is what the largest encapsulation vecnetd offers (VXLAN
+// over IPv4: outer IPv4, UDP, VXLAN and inner Ethernet) takes from the
+// uplink MTU. Pods get the same MTU whatever their routes use, so a route
+// changing from routed to VXLAN never needs pods re-created.
+const tunnelOverhead = 50
+
+// autoMTU is the pod MTU when none is configured: the smallest uplink MTU
+// less the tunnel overhead, or 1500 on a node without uplinks. It is read
+// from vecnetd at most every few seconds.
+func (a *Agent) autoMTU(ctx context.Context) uint32 {
+	a.mtuMu.Lock()
+	defer a.mtuMu.Unlock()
+	if a.mtuValue != 0 && time.Since(a.mtuAt) < 5*time.Second {
+		return a.mtuValue
+	}
+	mtu := uint32(1500)
+	resp, err := a.dp.ListInterfaces(ctx, &vecnetv1.ListInterfacesRequest{})
+	if err != nil {
+		slog.Warn("cannot read uplink MTUs from vecnetd; pod MTU 1500", "err", err)
+		return mtu
+	}
+	found := false
+	for _, i := range resp.GetInterfaces() {
+		if i.GetKind() == vecnetv1.InterfaceKind_INTERFACE_KIND_UPLINK && i.GetMtu() > tunnelOverhead+1280 {
+			if !found || i.GetMtu()-tunnelOverhead < mtu {
+				mtu = i.GetMtu() - tunnelOverhead
+			}
+			found = true
+		}
+	}
+	a.mtuValue, a.mtuAt = mtu, time.Now()
+	return mtu
 }

@@ -25,7 +25,7 @@ import (
 //	--cni-socket         VECNET_CNI_SOCKET           /run/vecnet/cni.sock
 //	--health-addr        VECNET_HEALTH_ADDR          127.0.0.1:9099 (/livez, /readyz)
 //	--metrics-addr       VECNET_METRICS_ADDR         127.0.0.1:9091 (/metrics); empty disables
-//	--mtu                VECNET_MTU                  1500 pod interface MTU
+//	--mtu                VECNET_MTU                  0    pod interface MTU (0: uplink MTU - 50, or 1500)
 //	--strict-affinity    VECNET_STRICT_AFFINITY      false: borrow from other nodes' blocks when pools are full
 //	--gc-interval        VECNET_GC_INTERVAL          5m: release addresses of pods that no longer exist
 //	--log-level          VECNET_LOG_LEVEL            info
@@ -59,11 +59,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.CNISocket, "cni-socket", env("VECNET_CNI_SOCKET", "/run/vecnet/cni.sock"), "socket the vecnet CNI plugin connects to")
 	fs.StringVar(&c.HealthAddr, "health-addr", env("VECNET_HEALTH_ADDR", "127.0.0.1:9099"), "address of /livez and /readyz")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("VECNET_METRICS_ADDR", "127.0.0.1:9091"), "address of /metrics (empty: off)")
-	mtu, err := strconv.Atoi(env("VECNET_MTU", "1500"))
+	mtu, err := strconv.Atoi(env("VECNET_MTU", "0"))
 	if err != nil {
 		return c, fmt.Errorf("VECNET_MTU: %v", err)
 	}
-	fs.IntVar(&c.MTU, "mtu", mtu, "pod interface MTU")
+	fs.IntVar(&c.MTU, "mtu", mtu, "pod interface MTU; 0: the smallest uplink MTU less the VXLAN overhead (50), or 1500 without uplinks")
 	strict, err := strconv.ParseBool(env("VECNET_STRICT_AFFINITY", "false"))
 	if err != nil {
 		return c, fmt.Errorf("VECNET_STRICT_AFFINITY: %v", err)
@@ -92,7 +92,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q must be an absolute path", s.name, s.v))
 		}
 	}
-	if c.MTU < 1280 || c.MTU > 65535 {
+	if c.MTU != 0 && (c.MTU < 1280 || c.MTU > 65535) {
 		errs = append(errs, fmt.Errorf("--mtu %d must be in [1280, 65535] (IPv6 needs 1280)", c.MTU))
 	}
 	if c.GCInterval < time.Second {
