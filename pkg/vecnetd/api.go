@@ -195,6 +195,9 @@ func (s *Server) interfaceProto(ifc *tables.Interface) *vecnetv1.Interface {
 	}
 	if pi, ok := s.d.podInterface(ifc.Name); ok {
 		out.Netns = pi.dev.Netns
+		if s.d.isHostTun(pi) {
+			out.Netns = "(host)"
+		}
 		out.HostIf = pi.dev.Name
 		out.Queues = uint32(len(pi.dev.FDs))
 		out.Offloads = pi.dev.Offloads

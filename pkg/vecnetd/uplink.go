@@ -633,6 +633,14 @@ func (d *Daemon) refreshUplink(u *uplink) {
 		return
 	}
 	up, mtu := linkState(link)
+	if mac := link.Attrs().HardwareAddr; len(mac) == 6 {
+		if ifc, ok := d.Tables.InterfaceByName(u.name); ok && ifc.MAC != [6]byte(mac) {
+			slog.Info("uplink MAC changed", "uplink", u.name, "mac", mac)
+			if err := d.Tables.SetMAC(u.name, [6]byte(mac)); err != nil {
+				slog.Error("uplink MAC", "uplink", u.name, "err", err)
+			}
+		}
+	}
 	if ifc, ok := d.Tables.InterfaceByName(u.name); ok && (ifc.Down == up || int(ifc.MTU) != mtu) {
 		slog.Info("uplink state changed", "uplink", u.name, "up", up, "mtu", mtu)
 		for _, q := range u.queues {
@@ -749,4 +757,11 @@ func tapName(uplink string) string {
 		n = n[:15]
 	}
 	return n
+}
+
+// isHostTun reports whether pi is the host tun.
+func (d *Daemon) isHostTun(pi *podInterface) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return pi == d.hostTun
 }

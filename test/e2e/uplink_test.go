@@ -258,3 +258,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestUplinkCleanup: a stopped vecnetd leaves the node's networking as it
+// found it — no host tun, no tap, no eBPF program on the uplink, and the
+// host's traffic still flows.
+func TestUplinkCleanup(t *testing.T) {
+	for _, driver := range []string{"af_xdp", "af_packet", "tap"} {
+		t.Run(driver, func(t *testing.T) {
+			c, _ := threeNodes(t, driver, "vxlan")
+			n1 := c.Nodes[0]
+			before := netlab.MustRun(t, "ip", "-n", n1.NS, "-d", "link", "show", "eth0")
+			if !strings.Contains(before, "prog/xdp") && driver == "af_xdp" {
+				t.Errorf("af_xdp uplink without an XDP program:\n%s", before)
+			}
+			if !n1.V.Stop(5 * time.Second) {
+				t.Fatalf("vecnetd did not exit on SIGTERM")
+			}
+			links := netlab.MustRun(t, "ip", "-n", n1.NS, "-d", "link", "show")
+			for _, leftover := range []string{"vecnet0", "vnt-", "prog/xdp"} {
+				if strings.Contains(links, leftover) {
+					t.Errorf("after vecnetd stopped, %q is left:\n%s", leftover, links)
+				}
+			}
+			if tc, _ := netlab.Run("ip", "netns", "exec", n1.NS, "bpftool", "net", "show", "dev", "eth0"); strings.Contains(tc, "tcx") {
+				t.Errorf("tcx program left on eth0:\n%s", tc)
+			}
+			if out, ok := pingOK(c.Nodes[1].NS, n1.Addr4); !ok {
+				t.Errorf("host traffic after vecnetd stopped:\n%s", out)
+			}
+		})
+	}
+}

@@ -30,6 +30,26 @@ func (w *Writer) SetLinkState(name string, up bool, mtu uint32) error {
 	return nil
 }
 
+// SetMAC changes an L2 interface's MAC (an uplink's, when the host
+// changes it): every rewrite sourced from it is rebuilt.
+func (w *Writer) SetMAC(name string, mac [6]byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	idx, ok := w.ifByName[name]
+	if !ok {
+		return errf(ErrNotFound, "interface %q does not exist", name)
+	}
+	ifc := *w.ifaces[idx]
+	if ifc.MAC == mac {
+		return nil
+	}
+	ifc.MAC = mac
+	w.ifaces[idx] = &ifc
+	w.rebuildAdjs(idx)
+	w.publish()
+	return nil
+}
+
 // SetHostAddrs records the host kernel's addresses on an uplink. Tunnels
 // take their outer source address from them.
 func (w *Writer) SetHostAddrs(name string, addrs []netip.Addr) error {

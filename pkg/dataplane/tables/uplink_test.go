@@ -113,6 +113,17 @@ func TestEncapRoute(t *testing.T) {
 	wantKind(t, w, 0, "10.244.1.9", AdjEncap)
 	checkInvariants(t, w)
 
+	// The host changes the uplink's MAC: underlay rewrites follow.
+	newMAC := [6]byte{0x02, 0xaa, 0, 0, 0, 1}
+	if err := w.SetMAC("eth0", newMAC); err != nil {
+		t.Fatal(err)
+	}
+	s = w.Snapshot()
+	if u := s.Adjs[resolve(s, 0, ip("10.244.1.9"), 0).Under]; u.Rewrite != ethRewrite(nbMAC, newMAC, 0x0800) {
+		t.Errorf("underlay after MAC change: %+v", u)
+	}
+	checkInvariants(t, w)
+
 	// The kernel forgets the neighbour: incomplete again.
 	w.ForgetNeighbor(up, ip("192.0.2.2"))
 	s = w.Snapshot()
