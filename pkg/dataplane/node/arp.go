@@ -29,9 +29,10 @@ const (
 	arpErrLearnQueueFull
 	arpRequestsAnswered
 	arpRepliesReceived
+	arpErrUplink
 )
 
-var arpInputErrors = []string{"malformed", "interface_gone", "probe_ignored", "target_is_pod", "learn_queue_full", "requests_answered", "replies_received"}
+var arpInputErrors = []string{"malformed", "interface_gone", "probe_ignored", "target_is_pod", "learn_queue_full", "requests_answered", "replies_received", "uplink_arp_is_the_kernels"}
 
 func (n *arpInput) Init(g *graph.Graph) error {
 	n.output = g.MustIndex(InterfaceOutput)
@@ -52,6 +53,13 @@ func (n *arpInput) Process(c *graph.Context, f *graph.Frame) {
 		ifc := t.Interface(m.RxIf)
 		if ifc == nil {
 			c.Drop(b, arpErrNoInterface)
+			continue
+		}
+		if ifc.Kind == tables.KindUplink {
+			// The uplink filter passes ARP to the kernel, which owns the
+			// uplink's addresses and neighbours; answering here would
+			// claim addresses for the dataplane's MAC on the host's LAN.
+			c.Drop(b, arpErrUplink)
 			continue
 		}
 		sip, sha := a.SenderIP(), a.SenderHW()

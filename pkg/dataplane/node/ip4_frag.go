@@ -3,6 +3,7 @@ package node
 import (
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/gso"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -21,9 +22,10 @@ const (
 	ip4FragErrNoBuffers = iota
 	ip4FragErrMTUTooSmall
 	ip4FragFragmentsSent
+	ip4FragErrChecksum
 )
 
-var ip4FragErrors = []string{"no_buffers", "mtu_too_small", "fragments_sent"}
+var ip4FragErrors = []string{"no_buffers", "mtu_too_small", "fragments_sent", "bad_partial_checksum"}
 
 func (n *ip4Frag) Init(g *graph.Graph) error {
 	n.rewrite = g.MustIndex(IP4Rewrite)
@@ -35,6 +37,14 @@ func (n *ip4Frag) Process(c *graph.Context, f *graph.Frame) {
 	for _, b := range f.B[:f.N] {
 		m := p.Meta(b)
 		mtu := int(m.Aux >> 8)
+		// A partial checksum covers the whole datagram: finish it before
+		// the payload is spread over fragments (as Linux does), or the
+		// receiver reassembles a datagram whose checksum is the
+		// pseudo-header sum alone.
+		if gso.FinishChecksum(p, b) != nil {
+			c.Drop(b, ip4FragErrChecksum)
+			continue
+		}
 		orig := header.IPv4(p.Packet(b))
 		hl := orig.HeaderLength()
 		var later [header.IPv4MaximumHeaderSize]byte

@@ -21,11 +21,12 @@ const (
 	ip4InputErrBadChecksum = iota + 5
 	ip4InputErrBadSource
 	ip4InputErrMulticastDst
+	ip4InputErrBadGSO
 )
 
 var ip4InputErrors = []string{
 	"ok", "too_short", "bad_version", "bad_header_length", "bad_total_length",
-	"bad_checksum", "bad_source_address", "multicast_or_broadcast_destination",
+	"bad_checksum", "bad_source_address", "multicast_or_broadcast_destination", "bad_gso_headers",
 }
 
 func (n *ip4Input) Init(g *graph.Graph) error {
@@ -61,7 +62,12 @@ func (n *ip4Input) Process(c *graph.Context, f *graph.Frame) {
 			continue
 		}
 		// Trim link-layer padding so Len is the IP datagram.
-		p.Meta(b).Len = int32(ip.TotalLength())
+		m := p.Meta(b)
+		m.Len = int32(ip.TotalLength())
+		if m.Flags&buffer.FlagGSO != 0 && m.Flags&buffer.FlagGSOTunnel == 0 && !trustHdrLen(m, pkt[:m.Len], ip.HeaderLength(), ip.Protocol()) {
+			c.Drop(b, ip4InputErrBadGSO)
+			continue
+		}
 		c.Enqueue(n.lookup, b)
 	}
 }

@@ -76,7 +76,10 @@ func flowHash4(ip header.IPv4) uint32 {
 	h := uint64(ip.Src32())<<32 | uint64(ip.Dst32())
 	proto := ip.Protocol()
 	var ports uint32
-	if (proto == header.ProtocolTCP || proto == header.ProtocolUDP || proto == 132) && ip.FragmentOffset() == 0 {
+	// Only unfragmented packets carry ports for every piece: hashing the
+	// first fragment's ports would send the other fragments of the same
+	// datagram another way (and give them another VXLAN source port).
+	if (proto == header.ProtocolTCP || proto == header.ProtocolUDP || proto == 132) && !ip.IsFragment() {
 		if l4 := ip[ip.HeaderLength():]; len(l4) >= 4 {
 			ports = uint32(l4[0])<<24 | uint32(l4[1])<<16 | uint32(l4[2])<<8 | uint32(l4[3])
 		}

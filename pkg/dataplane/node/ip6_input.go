@@ -19,9 +19,10 @@ type ip6Input struct {
 const (
 	ip6InputErrBadSource = iota + 4
 	ip6InputErrMulticast
+	ip6InputErrBadGSO
 )
 
-var ip6InputErrors = []string{"ok", "too_short", "bad_version", "bad_payload_length", "bad_source_address", "multicast_destination_not_link_local"}
+var ip6InputErrors = []string{"ok", "too_short", "bad_version", "bad_payload_length", "bad_source_address", "multicast_destination_not_link_local", "bad_gso_headers"}
 
 func (n *ip6Input) Init(g *graph.Graph) error {
 	n.lookup = g.MustIndex(IP6Lookup)
@@ -48,7 +49,12 @@ func (n *ip6Input) Process(c *graph.Context, f *graph.Frame) {
 			c.Drop(b, ip6InputErrBadSource)
 			continue
 		}
-		p.Meta(b).Len = int32(header.IPv6MinimumSize + int(ip.PayloadLength()))
+		m := p.Meta(b)
+		m.Len = int32(header.IPv6MinimumSize + int(ip.PayloadLength()))
+		if m.Flags&buffer.FlagGSO != 0 && m.Flags&buffer.FlagGSOTunnel == 0 && !trustHdrLen(m, pkt[:m.Len], header.IPv6MinimumSize, ip.NextHeader()) {
+			c.Drop(b, ip6InputErrBadGSO)
+			continue
+		}
 		dst := ip.DestinationAddress()
 		switch {
 		case header.IsIPv6Multicast(dst):

@@ -129,7 +129,7 @@ func (n *ip6Local) replyOnLink(c *graph.Context, b buffer.Index) {
 		c.Drop(b, ip6LocalErrMalformed)
 		return
 	}
-	if ifc.Kind == tables.KindTap {
+	if ifc.Kind.L2() {
 		d := c.Pool.Data(b)
 		if m.Start < header.EthernetMinSize+tun.VnetHdrLen {
 			c.Drop(b, ip6LocalErrMalformed)
@@ -208,6 +208,12 @@ func (n *ip6Local) advert(c *graph.Context, b buffer.Index, ip header.IPv6, icmp
 		return
 	}
 	na := header.NDPNeighborAdvert(icmp)
+	// On an uplink the kernel owns the neighbour table (vecnetd mirrors
+	// it through netlink); only pod taps learn from advertisements.
+	if ifc := c.Tables.Interface(m.RxIf); ifc == nil || ifc.Kind != tables.KindTap {
+		c.Drop(b, ip6LocalNAsReceived)
+		return
+	}
 	if mac, ok := na.TargetLinkLayerAddress(); ok {
 		n.learn(c, m.RxIf, netip.AddrFrom16(na.TargetAddress()), mac)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -71,4 +72,34 @@ func fmtIP6(pkt []byte) string {
 	}
 	ip := header.IPv6(pkt)
 	return fmt.Sprintf("%s -> %s next-header %d hop-limit %d payload %d", netip.AddrFrom16(ip.SourceAddress()), netip.AddrFrom16(ip.DestinationAddress()), ip.NextHeader(), ip.HopLimit(), ip.PayloadLength())
+}
+
+// trustHdrLen replaces a GSO super-packet's HdrLen, which the kernel fills
+// with the length of the skb's linear part (a hint that may include
+// payload, or fall short of the headers), with the real length of the IP
+// and TCP/UDP headers: MTU checks on segments (ip4/ip6-rewrite) and the
+// segment size they lower must use what gso.Segment will actually build.
+// It reports false for a super-packet without a TCP or UDP header right
+// after the IP header, which nothing downstream could segment.
+func trustHdrLen(m *buffer.Meta, pkt []byte, l3 int, proto uint8) bool {
+	l4 := l3
+	switch proto {
+	case header.ProtocolTCP:
+		if len(pkt) < l3+header.TCPMinimumSize {
+			return false
+		}
+		l4 += int(pkt[l3+12]>>4) * 4
+		if l4 < l3+header.TCPMinimumSize || l4 > len(pkt) {
+			return false
+		}
+	case header.ProtocolUDP:
+		l4 += header.UDPMinimumSize
+		if l4 > len(pkt) {
+			return false
+		}
+	default:
+		return false
+	}
+	m.HdrLen = uint16(l4)
+	return true
 }
