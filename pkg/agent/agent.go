@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,9 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -57,20 +55,22 @@ type Agent struct {
 	podLister  listersv1.PodLister
 	nsLister   listersv1.NamespaceLister
 	nodeLister listersv1.NodeLister
+	pools      cache.GenericLister
 	blocks     cache.GenericLister
 	queue      workqueue.TypedRateLimitingInterface[string]
 
 	upMu         sync.Mutex
 	vecnetdStart time.Time // to notice vecnetd's restarts
+
+	routes routeState // routes.go
 }
 
 // Work items of the reconciler's queue. Items are coarse (the whole set of
 // pools, of blocks): the work is cheap and coalescing events into one item
 // is what keeps a burst of pod churn from becoming a burst of API calls.
 const (
-	workGC     = "gc"
-	workPools  = "pools"
-	workBlocks = "blocks"
+	workGC    = "gc"
+	workPools = "pools"
 )
 
 var (
@@ -126,6 +126,7 @@ func New(cfg Config, rc *rest.Config) (*Agent, error) {
 		dp:      dp,
 		metrics: newMetrics(),
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		routes:  routeState{owned: map[netip.Prefix]bool{}},
 	}
 	a.ready.set("informers", errors.New("not synced yet"))
 	a.ready.set("vecnetd", errors.New("not contacted yet"))
@@ -149,8 +150,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		DeleteFunc: func(any) { a.queue.AddAfter(workGC, 2*time.Second) },
 	})
 	// The IPAM CRDs, through dynamic informers: pool changes refresh the
-	// pool metrics, block changes the view of which node holds which
-	// block (the input of cross-node routing).
+	// pool metrics; pools, blocks (which node holds which) and nodes'
+	// addresses are the inputs of cross-node routing (routes.go).
 	crdFactory := dynamicinformer.NewDynamicSharedInformerFactory(a.dyn, 10*time.Minute)
 	enqueue := func(item string) cache.ResourceEventHandlerFuncs {
 		return cache.ResourceEventHandlerFuncs{
@@ -162,7 +163,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	poolInf := crdFactory.ForResource(gvrIPPools)
 	blockInf := crdFactory.ForResource(gvrIPAMBlocks)
 	_, _ = poolInf.Informer().AddEventHandler(enqueue(workPools))
-	_, _ = blockInf.Informer().AddEventHandler(enqueue(workBlocks))
+	_, _ = poolInf.Informer().AddEventHandler(enqueue(workRoutes))
+	_, _ = blockInf.Informer().AddEventHandler(a.routeEventHandler(blockSig))
+	_, _ = factory.Core().V1().Nodes().Informer().AddEventHandler(a.routeEventHandler(nodeAddrSig))
+	a.pools = poolInf.Lister()
 	a.blocks = blockInf.Lister()
 	podFactory.Start(ctx.Done())
 	factory.Start(ctx.Done())
@@ -189,10 +193,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.queue.Add(workGC)
 			a.queue.Add(workPools)
 			a.queue.Add(workRestore)
+			a.queue.Add(workRoutes)
 		}
 	}()
 	go wait.UntilWithContext(ctx, a.watchVecnetd, 2*time.Second)
-	go wait.UntilWithContext(ctx, func(context.Context) { a.queue.Add(workGC); a.queue.Add(workPools) }, a.cfg.GCInterval)
+	go wait.UntilWithContext(ctx, func(context.Context) {
+		a.queue.Add(workGC)
+		a.queue.Add(workPools)
+		a.queue.Add(workRoutes) // resync: routes changed behind the agent's back
+	}, a.cfg.GCInterval)
 	go func() { <-ctx.Done(); a.queue.ShutDown() }()
 	slog.Info("vecnet-agent running", "node", a.cfg.NodeName, "cni_socket", a.cfg.CNISocket, "vecnetd_socket", a.cfg.VecnetdSocket)
 	for a.processNext(ctx) {
@@ -213,8 +222,13 @@ func (a *Agent) watchVecnetd(ctx context.Context) {
 	restarted := err == nil && a.vecnetdRestarted(cctx)
 	slog.Debug("vecnetd watch", "err", err, "was_down", wasDown, "restarted", restarted)
 	if err == nil && (restarted || wasDown) {
-		// vecnetd came (back) up: re-create the pods' interfaces it lost.
+		// vecnetd came (back) up: re-create the pods' interfaces it lost,
+		// and its pod prefixes and routes to the other nodes.
 		a.queue.Add(workRestore)
+		a.queue.Add(workRoutes)
+	}
+	if err == nil {
+		a.checkUplinks(cctx)
 	}
 }
 
@@ -258,8 +272,8 @@ func (a *Agent) processNext(ctx context.Context) bool {
 		err = a.gcDeletedPods(ctx)
 	case workPools:
 		err = a.updatePoolMetrics(ctx)
-	case workBlocks:
-		a.updateRemoteBlocks()
+	case workRoutes:
+		err = a.reconcileRoutes(ctx)
 	case workRestore:
 		err = a.restorePods(ctx)
 	}
@@ -323,32 +337,6 @@ func (a *Agent) updatePoolMetrics(ctx context.Context) error {
 		a.metrics.poolInUse.WithLabelValues(u.Name, u.CIDR.String()).Set(float64(u.Allocated))
 	}
 	return nil
-}
-
-// updateRemoteBlocks counts the blocks held by other nodes: the prefixes
-// that cross-node routing (uplinks and encapsulation, not part of this
-// agent yet) will route to their nodes. Until then pods reach only pods of
-// their own node, and this metric shows what is not yet routed.
-func (a *Agent) updateRemoteBlocks() {
-	objs, err := a.blocks.List(labels.Everything())
-	if err != nil {
-		return
-	}
-	remote := map[string]int{}
-	for _, o := range objs {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
-		aff, _, _ := unstructured.NestedString(u.Object, "spec", "affinity")
-		if node, ok := strings.CutPrefix(aff, "host:"); ok && node != a.cfg.NodeName {
-			remote[node]++
-		}
-	}
-	a.metrics.remoteBlocks.Reset()
-	for node, n := range remote {
-		a.metrics.remoteBlocks.WithLabelValues(node).Set(float64(n))
-	}
 }
 
 // nodeLabels returns this node's labels (for pools' nodeSelector).

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,9 @@ import (
 //	--mtu                VECNET_MTU                  0    pod interface MTU (0: uplink MTU - 50, or 1500)
 //	--strict-affinity    VECNET_STRICT_AFFINITY      false: borrow from other nodes' blocks when pools are full
 //	--gc-interval        VECNET_GC_INTERVAL          5m: release addresses of pods that no longer exist
+//	--routes             VECNET_ROUTES               true: set vecnetd's pod prefixes and route other nodes' blocks (routes.go)
+//	--vxlan-vni          VECNET_VXLAN_VNI            4096 VNI of the routes to VXLAN pools' blocks (Calico's default)
+//	--extra-pod-prefixes VECNET_EXTRA_POD_PREFIXES   ""   comma-separated prefixes added to the pools' CIDRs in vecnetd's pod prefixes (e.g. service CIDRs)
 //	--log-level          VECNET_LOG_LEVEL            info
 type Config struct {
 	NodeName       string
@@ -40,6 +44,11 @@ type Config struct {
 	StrictAffinity bool
 	GCInterval     time.Duration
 	LogLevel       string
+	// Routes: the agent owns vecnetd's pod prefixes and its static routes
+	// inside the pools (routes.go); false leaves both to the operator.
+	Routes           bool
+	VXLANVNI         uint32
+	ExtraPodPrefixes []netip.Prefix
 }
 
 // ParseConfig reads flags (args without the program name) over environment
@@ -75,8 +84,37 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	fs.DurationVar(&c.GCInterval, "gc-interval", gc, "how often allocations of deleted pods are released")
 	fs.StringVar(&c.LogLevel, "log-level", env("VECNET_LOG_LEVEL", "info"), "debug, info, warn or error")
+	routes, err := strconv.ParseBool(env("VECNET_ROUTES", "true"))
+	if err != nil {
+		return c, fmt.Errorf("VECNET_ROUTES: %v", err)
+	}
+	fs.BoolVar(&c.Routes, "routes", routes, "set vecnetd's pod prefixes to the IPPools and route other nodes' IPAM blocks to them")
+	vni, err := strconv.ParseUint(env("VECNET_VXLAN_VNI", "4096"), 10, 32)
+	if err != nil {
+		return c, fmt.Errorf("VECNET_VXLAN_VNI: %v", err)
+	}
+	fs.Func("vxlan-vni", "VXLAN network identifier of routes to VXLAN pools' blocks (default 4096)", func(s string) error {
+		vni, err = strconv.ParseUint(s, 10, 32)
+		return err
+	})
+	extra := env("VECNET_EXTRA_POD_PREFIXES", "")
+	fs.StringVar(&extra, "extra-pod-prefixes", extra, "comma-separated prefixes that vecnetd's pod prefixes hold besides the IPPools' CIDRs (e.g. the service CIDRs)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if vni == 0 || vni >= 1<<24 {
+		return c, fmt.Errorf("--vxlan-vni %d must be in [1, 16777215]", vni)
+	}
+	c.VXLANVNI = uint32(vni)
+	for _, s := range strings.Split(extra, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return c, fmt.Errorf("--extra-pod-prefixes: %v", err)
+		}
+		c.ExtraPodPrefixes = append(c.ExtraPodPrefixes, p.Masked())
 	}
 	return c, c.Validate()
 }

@@ -22,8 +22,12 @@ type metrics struct {
 	poolSize  *prometheus.GaugeVec
 	poolInUse *prometheus.GaugeVec
 	released  prometheus.Counter
-	// remoteBlocks: IPAM blocks held by other nodes, by node.
+	// remoteBlocks: IPAM blocks held by other nodes, by state (routed,
+	// unroutable); routes: the agent's routes in vecnetd, by encap;
+	// routeErrors: routes vecnetd refused (routes.go).
 	remoteBlocks *prometheus.GaugeVec
+	routes       *prometheus.GaugeVec
+	routeErrors  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -45,9 +49,15 @@ func newMetrics() *metrics {
 		Name: "vecnet_ipam_gc_released_total", Help: "Addresses released by garbage collection because their pod was gone.",
 	})
 	m.remoteBlocks = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "vecnet_ipam_remote_blocks", Help: "IPAM blocks affine to other nodes (destinations of cross-node routes).",
-	}, []string{"node"})
-	m.reg.MustRegister(m.remoteBlocks, m.requests, m.latency, m.poolSize, m.poolInUse, m.released,
+		Name: "vecnet_ipam_remote_blocks", Help: "IPAM blocks of other nodes (or of none), by state: routed, or unroutable (no affinity, no pool, no node address).",
+	}, []string{"state"})
+	m.routes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "vecnet_routes", Help: "Routes the agent programmed in vecnetd to other nodes' blocks and borrowed addresses, by encapsulation.",
+	}, []string{"encap"})
+	m.routeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vecnet_route_errors_total", Help: "Route additions or deletions vecnetd refused (retried with backoff).",
+	})
+	m.reg.MustRegister(m.remoteBlocks, m.routes, m.routeErrors, m.requests, m.latency, m.poolSize, m.poolInUse, m.released,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
