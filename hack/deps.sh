@@ -9,6 +9,7 @@ have ip       || need+=(iproute2)
 have ping     || need+=(iputils-ping)
 have iperf3   || need+=(iperf3)
 have tcpdump  || need+=(tcpdump)
+have trafgen  || need+=(netsniff-ng)
 have make     || need+=(make)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}"
