@@ -625,6 +625,19 @@ const xnWarmup = time.Second
 // xnUDPWindow runs the generator from p.Src to p.Dst for xnWarmup+secs and
 // measures the last secs seconds.
 func xnUDPWindow(t *testing.T, p *xnPath, secs int) (xnUDPResult, error) {
+	// A socket that is never read: datagrams find a socket and are
+	// dropped when its buffer is full (Udp RcvbufErrors), as a busy
+	// receiver would, instead of each costing an ICMP port unreachable
+	// (a route lookup before the rate limit) on both paths.
+	var sink *net.UDPConn
+	if err := netlab.Do(p.Dst.NS, func() error {
+		var err error
+		sink, err = net.ListenUDP("udp4", &net.UDPAddr{Port: xnUDPDstPort})
+		return err
+	}); err != nil {
+		return xnUDPResult{}, fmt.Errorf("sink socket in %s: %w", p.Dst.NS, err)
+	}
+	defer sink.Close()
 	pkt := xnUDPPacket(net.ParseIP(p.Src.Addr), net.ParseIP(p.Dst.Addr), xnUDPPayload)
 	g := xnStartTrafgen(t, p.Src.NS, p.Src.Ifname, xnTrafgenConf(pkt, p.Src.MAC, p.Src.GwMAC))
 	defer g.stop()
