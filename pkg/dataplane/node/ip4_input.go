@@ -22,11 +22,12 @@ const (
 	ip4InputErrBadSource
 	ip4InputErrMulticastDst
 	ip4InputErrBadGSO
+	ip4InputErrBadOffload
 )
 
 var ip4InputErrors = []string{
 	"ok", "too_short", "bad_version", "bad_header_length", "bad_total_length",
-	"bad_checksum", "bad_source_address", "multicast_or_broadcast_destination", "bad_gso_headers",
+	"bad_checksum", "bad_source_address", "multicast_or_broadcast_destination", "bad_gso_headers", "bad_checksum_offload",
 }
 
 func (n *ip4Input) Init(g *graph.Graph) error {
@@ -66,6 +67,10 @@ func (n *ip4Input) Process(c *graph.Context, f *graph.Frame) {
 		m.Len = int32(ip.TotalLength())
 		if m.Flags&buffer.FlagGSO != 0 && m.Flags&buffer.FlagGSOTunnel == 0 && !trustHdrLen(m, pkt[:m.Len], ip.HeaderLength(), ip.Protocol()) {
 			c.Drop(b, ip4InputErrBadGSO)
+			continue
+		}
+		if !csumOffloadInside(m, ip.HeaderLength()) {
+			c.Drop(b, ip4InputErrBadOffload)
 			continue
 		}
 		c.Enqueue(n.lookup, b)

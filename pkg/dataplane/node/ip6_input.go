@@ -20,9 +20,10 @@ const (
 	ip6InputErrBadSource = iota + 4
 	ip6InputErrMulticast
 	ip6InputErrBadGSO
+	ip6InputErrBadOffload
 )
 
-var ip6InputErrors = []string{"ok", "too_short", "bad_version", "bad_payload_length", "bad_source_address", "multicast_destination_not_link_local", "bad_gso_headers"}
+var ip6InputErrors = []string{"ok", "too_short", "bad_version", "bad_payload_length", "bad_source_address", "multicast_destination_not_link_local", "bad_gso_headers", "bad_checksum_offload"}
 
 func (n *ip6Input) Init(g *graph.Graph) error {
 	n.lookup = g.MustIndex(IP6Lookup)
@@ -53,6 +54,10 @@ func (n *ip6Input) Process(c *graph.Context, f *graph.Frame) {
 		m.Len = int32(header.IPv6MinimumSize + int(ip.PayloadLength()))
 		if m.Flags&buffer.FlagGSO != 0 && m.Flags&buffer.FlagGSOTunnel == 0 && !trustHdrLen(m, pkt[:m.Len], header.IPv6MinimumSize, ip.NextHeader()) {
 			c.Drop(b, ip6InputErrBadGSO)
+			continue
+		}
+		if !csumOffloadInside(m, header.IPv6MinimumSize) {
+			c.Drop(b, ip6InputErrBadOffload)
 			continue
 		}
 		dst := ip.DestinationAddress()

@@ -103,3 +103,15 @@ func trustHdrLen(m *buffer.Meta, pkt []byte, l3 int, proto uint8) bool {
 	m.HdrLen = uint16(l4)
 	return true
 }
+
+// csumOffloadInside checks a partial checksum's offsets: the checksum must
+// start after the IP header and its field lie inside the packet. The
+// receiving kernel writes the sum where the offsets say, so offsets from a
+// hostile sender on the underlay (a veth peer can set any) would otherwise
+// have it overwrite the IP header of a packet delivered to a pod.
+func csumOffloadInside(m *buffer.Meta, l3 int) bool {
+	if m.Flags&buffer.FlagCsumPart == 0 {
+		return true
+	}
+	return int(m.CsumStart) >= l3 && int(m.CsumStart)+int(m.CsumOffset)+2 <= int(m.Len)
+}
