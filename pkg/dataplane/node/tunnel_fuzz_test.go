@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/vecnet/vecnet/pkg/dataplane/driver"
+	"github.com/vecnet/vecnet/pkg/dataplane/driver/uplinkfilter"
 	"net/netip"
 	"slices"
 	"strings"
@@ -95,6 +97,14 @@ const (
 	tnlMaxPad       = 8192
 )
 
+// tnlUplinkFilter is what vecnetd's uplink filter would hold for the
+// harness's node: its pod prefixes, its node address and the VXLAN port.
+var tnlUplinkFilter = driver.Filter{
+	Prefixes:  []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")},
+	NodeAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
+	UDPPorts:  []uint16{tables.DefaultVXLANPort},
+}
+
 func tnlFuzz(f *testing.F) {
 	h := newTnlHarness(f)
 	h.keepLearned = false // the tables stay those of the seeds
@@ -134,6 +144,13 @@ func tnlFuzz(f *testing.F) {
 			m.Flags |= buffer.FlagCsumOK
 		}
 
+		// Only what the uplink filter steers to the dataplane arrives on
+		// a real uplink; other frames (a stranger's packet to another
+		// host, say) are the kernel's and would be routed like any
+		// router routes them, which the checks below do not expect.
+		if !uplinkfilter.Decide(frame, &tnlUplinkFilter) {
+			return
+		}
 		drops := h.drops()
 		h.up.rx = append(h.up.rx, tnlFrame{data: frame, meta: m})
 		if !h.poll() {
