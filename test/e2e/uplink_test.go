@@ -229,6 +229,17 @@ func TestUplinkHostUntouchedAndFaults(t *testing.T) {
 				waitFor(t, "uplink up", func() bool { return !strings.Contains(n1.V.MustCtl(t, "show", "interfaces"), "DOWN") })
 				allPairs(t, pods)
 			})
+			t.Run("uplink-del-add", func(t *testing.T) {
+				n1.V.MustCtl(t, "uplink", "del", "eth0")
+				if out, ok := pingOK(c.Nodes[1].NS, n1.Addr4); !ok {
+					t.Errorf("host traffic after uplink del:\n%s", out)
+				}
+				if out, err := netlab.InNetns(p1.NS, "ping", "-c", "1", "-W", "1", p3.V4); err == nil {
+					t.Errorf("ping across a deleted uplink succeeded:\n%s", out)
+				}
+				n1.V.MustCtl(t, "uplink", "add", "eth0", "--driver", driver)
+				allPairs(t, pods)
+			})
 			if t.Failed() {
 				t.Logf("node 1 errors:\n%s", n1.V.MustCtl(t, "show", "errors"))
 			}
