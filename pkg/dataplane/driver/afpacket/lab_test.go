@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -80,40 +79,9 @@ func linkMAC(t testing.TB, ns, ifname string) net.HardwareAddr {
 	return link.Attrs().HardwareAddr
 }
 
-// inNS runs fn on an OS thread inside namespace ns. The thread goes back to
-// its own namespace afterwards; if that fails it stays locked, so the runtime
-// retires it instead of reusing it in the wrong namespace. (Simply never
-// unlocking is not enough: when the goroutine happens to run on the main
-// thread, the runtime keeps that thread, and then the whole process shows up
-// in "ip netns pids", whose cleanup kills it.)
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
+// inNS runs fn on a thread inside ns (see netlab.Do for why the thread is
+// unlocked only after its namespace was restored).
+func inNS(ns string, fn func() error) error { return netlab.Do(ns, fn) }
 
 // openQueues opens queues on ifname in ns, closed when the test ends.
 func openQueues(t testing.TB, ns, ifname string, opts Options) []*Queue {

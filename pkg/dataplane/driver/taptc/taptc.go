@@ -37,12 +37,8 @@ const HdrLen = 24
 
 // Virtio-net header values (include/uapi/linux/virtio_net.h).
 const (
-	flagNeedsCsum     = 1
-	flagDataValid     = 2
 	gsoUDPTunnelIPv4  = 0x20
 	gsoUDPTunnelIPv6  = 0x40
-	gsoECN            = 0x80
-	gsoNone           = 0
 	tunFCsum          = 0x01
 	tunFTSO4          = 0x02
 	tunFTSO6          = 0x04
@@ -257,35 +253,18 @@ func (q *Queue) Receive(p *buffer.Pool, out []buffer.Index) int {
 	return n
 }
 
-// parseHdr maps a received virtio-net header onto m, with offsets made
-// relative to the L3 header. It rejects headers the dataplane cannot
-// represent (offsets inside the Ethernet header).
+// parseHdr maps a received header onto m: the virtio-net part as for every
+// device, then the UDP tunnel GSO bits, which only a tap speaks.
 func parseHdr(h []byte, m *buffer.Meta) bool {
-	if h[0]&flagNeedsCsum != 0 {
-		cs := binary.LittleEndian.Uint16(h[6:8])
-		if cs < ethHdrLen {
-			return false
-		}
-		m.Flags |= buffer.FlagCsumPart
-		m.CsumStart = cs - ethHdrLen
-		m.CsumOffset = binary.LittleEndian.Uint16(h[8:10])
+	var v [driver.VnetHdrLen]byte
+	copy(v[:], h)
+	tunnel := v[1]&(gsoUDPTunnelIPv4|gsoUDPTunnelIPv6) != 0
+	v[1] &^= gsoUDPTunnelIPv4 | gsoUDPTunnelIPv6
+	if !driver.DecodeVnetHdr(v[:], m, ethHdrLen) {
+		return false
 	}
-	if h[0]&flagDataValid != 0 {
-		m.Flags |= buffer.FlagCsumOK
-	}
-	gt := h[1]
-	if base := gt &^ (gsoECN | gsoUDPTunnelIPv4 | gsoUDPTunnelIPv6); base != gsoNone {
-		hl := binary.LittleEndian.Uint16(h[2:4])
-		if hl < ethHdrLen {
-			hl = ethHdrLen
-		}
-		m.Flags |= buffer.FlagGSO
-		m.GSOType = gt &^ (gsoUDPTunnelIPv4 | gsoUDPTunnelIPv6)
-		m.GSOSize = binary.LittleEndian.Uint16(h[4:6])
-		m.HdrLen = hl - ethHdrLen
-		if gt&(gsoUDPTunnelIPv4|gsoUDPTunnelIPv6) != 0 {
-			m.Flags |= buffer.FlagGSOTunnel
-		}
+	if tunnel && m.Flags&buffer.FlagGSO != 0 {
+		m.Flags |= buffer.FlagGSOTunnel
 	}
 	return true
 }
@@ -302,31 +281,18 @@ func (q *Queue) Transmit(p *buffer.Pool, b buffer.Index) error {
 	}
 	d := p.Data(b)
 	h := d[m.Start-HdrLen : m.Start]
-	clear(h)
-	if m.Flags&buffer.FlagCsumPart != 0 {
-		h[0] = flagNeedsCsum
-		binary.LittleEndian.PutUint16(h[6:8], m.CsumStart+ethHdrLen)
-		binary.LittleEndian.PutUint16(h[8:10], m.CsumOffset)
-	} else if m.Flags&buffer.FlagCsumOK != 0 {
-		h[0] = flagDataValid
-	}
-	if m.Flags&buffer.FlagGSO != 0 {
-		gt := m.GSOType
-		if m.Flags&buffer.FlagGSOTunnel != 0 {
-			if !q.tunnel || m.Flags&buffer.FlagCsumPart == 0 {
-				return driver.ErrTooBig
-			}
-			// Outer IPv4 header at the frame's L3 offset (vecnetd's
-			// tunnels are over IPv4), then UDP, VXLAN, inner Ethernet.
-			ihl := int(d[m.Start+ethHdrLen]&0x0f) * 4
-			outerTH := ethHdrLen + ihl
-			binary.LittleEndian.PutUint16(h[20:22], uint16(outerTH))
-			binary.LittleEndian.PutUint16(h[22:24], uint16(outerTH+udpVXLANInnerEthr))
-			gt |= gsoUDPTunnelIPv4
+	driver.EncodeVnetHdr(h, m, ethHdrLen)
+	if m.Flags&buffer.FlagGSO != 0 && m.Flags&buffer.FlagGSOTunnel != 0 {
+		if !q.tunnel || m.Flags&buffer.FlagCsumPart == 0 {
+			return driver.ErrTooBig
 		}
-		h[1] = gt
-		binary.LittleEndian.PutUint16(h[2:4], m.HdrLen+ethHdrLen)
-		binary.LittleEndian.PutUint16(h[4:6], m.GSOSize)
+		// Outer IPv4 header at the frame's L3 offset (vecnetd's tunnels
+		// are over IPv4), then UDP, VXLAN, inner Ethernet.
+		ihl := int(d[m.Start+ethHdrLen]&0x0f) * 4
+		outerTH := ethHdrLen + ihl
+		binary.LittleEndian.PutUint16(h[20:22], uint16(outerTH))
+		binary.LittleEndian.PutUint16(h[22:24], uint16(outerTH+udpVXLANInnerEthr))
+		h[1] |= gsoUDPTunnelIPv4
 	}
 	end := int(m.Start + m.Len)
 	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(q.fd), uintptr(unsafe.Pointer(&h[0])), uintptr(end-int(m.Start)+HdrLen))

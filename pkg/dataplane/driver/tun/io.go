@@ -1,25 +1,21 @@
 package tun
 
 import (
-	"encoding/binary"
 	"syscall"
 	"unsafe"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
+	"github.com/vecnet/vecnet/pkg/dataplane/driver"
 	"golang.org/x/sys/unix"
 )
 
-// Virtio-net header fields (virtio 1.x section 5.1.6, in the little-endian
-// layout tun uses on every architecture we build for).
+// Virtio-net header constants, for the tun driver's users.
 const (
-	vnetFlagNeedsCsum = 1
-	vnetFlagDataValid = 2
-	VnetGSONone       = 0
-	VnetGSOTCPv4      = 1
-	VnetGSOUDP        = 3
-	VnetGSOTCPv6      = 4
-	VnetGSOUDPL4      = 5
-	vnetGSOECN        = 0x80
+	VnetGSONone  = driver.VnetGSONone
+	VnetGSOTCPv4 = driver.VnetGSOTCPv4
+	VnetGSOUDP   = driver.VnetGSOUDP
+	VnetGSOTCPv6 = driver.VnetGSOTCPv6
+	VnetGSOUDPL4 = driver.VnetGSOUDPL4
 )
 
 // Reader reads packets from tun/tap descriptors into one worker's pool.
@@ -84,27 +80,13 @@ func (r *Reader) Read(fd int, l2 bool) (b buffer.Index, ok bool, errno syscall.E
 	}
 	m := p.Meta(b)
 	*m = buffer.Meta{Start: buffer.Headroom, Len: int32(n) - VnetHdrLen}
-	h := data[head:buffer.Headroom]
-	if h[0]&vnetFlagNeedsCsum != 0 {
-		m.Flags |= buffer.FlagCsumPart
-		cs := binary.LittleEndian.Uint16(h[6:8])
-		if l2 {
-			cs -= 14
-		}
-		m.CsumStart = cs
-		m.CsumOffset = binary.LittleEndian.Uint16(h[8:10])
+	l2Len := 0
+	if l2 {
+		l2Len = 14
 	}
-	if h[0]&vnetFlagDataValid != 0 {
-		m.Flags |= buffer.FlagCsumOK
-	}
-	if gt := h[1] &^ vnetGSOECN; gt != VnetGSONone {
-		m.Flags |= buffer.FlagGSO
-		m.GSOType = h[1]
-		m.HdrLen = binary.LittleEndian.Uint16(h[2:4])
-		m.GSOSize = binary.LittleEndian.Uint16(h[4:6])
-		if l2 && m.HdrLen >= 14 {
-			m.HdrLen -= 14
-		}
+	if !driver.DecodeVnetHdr(data[head:buffer.Headroom], m, l2Len) {
+		p.Free(b)
+		return 0, false, syscall.EINVAL
 	}
 	return b, true, 0
 }
@@ -124,20 +106,7 @@ func Write(pool *buffer.Pool, b buffer.Index, fd int, l2Len int) syscall.Errno {
 	m := pool.Meta(b)
 	d := pool.Data(b)
 	start := int(m.Start) - VnetHdrLen
-	h := d[start:m.Start]
-	clear(h)
-	if m.Flags&buffer.FlagCsumPart != 0 {
-		h[0] = vnetFlagNeedsCsum
-		binary.LittleEndian.PutUint16(h[6:8], m.CsumStart+uint16(l2Len))
-		binary.LittleEndian.PutUint16(h[8:10], m.CsumOffset)
-	} else if m.Flags&buffer.FlagCsumOK != 0 {
-		h[0] = vnetFlagDataValid
-	}
-	if m.Flags&buffer.FlagGSO != 0 {
-		h[1] = m.GSOType
-		binary.LittleEndian.PutUint16(h[2:4], m.HdrLen+uint16(l2Len))
-		binary.LittleEndian.PutUint16(h[4:6], m.GSOSize)
-	}
+	driver.EncodeVnetHdr(d[start:m.Start], m, l2Len)
 	end := int(m.Start + m.Len)
 	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&d[start])), uintptr(end-start))
 	return e

@@ -17,6 +17,7 @@ package tun
 import (
 	"errors"
 	"fmt"
+	"github.com/vecnet/vecnet/pkg/dataplane/driver"
 	"net"
 	"net/netip"
 	"os"
@@ -31,7 +32,7 @@ import (
 
 // VnetHdrLen is the size of struct virtio_net_hdr, the tun default
 // (TUNSETVNETHDRSZ not called).
-const VnetHdrLen = 10
+const VnetHdrLen = driver.VnetHdrLen
 
 // Offload bits of TUNSETOFFLOAD (include/uapi/linux/if_tun.h).
 const (
