@@ -102,6 +102,17 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	go d.learnLoop()
 	go d.resolveLoop()
+	if len(d.podPrefixes) > 0 {
+		// A node: the host reaches its pods (kubelet probes) through the
+		// host tun whether or not an uplink is attached yet.
+		d.mu.Lock()
+		err := errors.Join(d.ensureHostTun(), d.syncUplinkState())
+		d.mu.Unlock()
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 

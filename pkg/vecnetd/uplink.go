@@ -325,6 +325,12 @@ func (d *Daemon) SetPodPrefixes(ps []netip.Prefix) error {
 	defer d.mu.Unlock()
 	old := d.podPrefixes
 	d.podPrefixes = normalize(ps)
+	if len(d.podPrefixes) > 0 {
+		if err := d.ensureHostTun(); err != nil {
+			d.podPrefixes = old
+			return err
+		}
+	}
 	if err := d.syncUplinkState(); err != nil {
 		d.podPrefixes = old
 		_ = d.syncUplinkState()
@@ -424,22 +430,19 @@ func (d *Daemon) syncUplinkState() error {
 	return errors.Join(errs...)
 }
 
-// ensureHostTun creates the host tun on first use: the host's path to the
-// pods and theirs to the host (kubelet probes, hostNetwork pods, the
-// node's own services).
+// ensureHostTun creates the host tun on first use (the first uplink or
+// pod prefix): the host's path to the pods and theirs to the host (kubelet
+// probes, hostNetwork pods, the node's own services).
 func (d *Daemon) ensureHostTun() error {
 	if d.hostTun != nil || d.cfg.HostInterface == "" {
 		return nil
 	}
 	if l, err := netlink.LinkByName(d.cfg.HostInterface); err == nil {
-		// Left over from a vecnetd that was killed: a tun without an
-		// owner is inert, so replacing it is safe.
-		if l.Type() != "tun" {
-			return fmt.Errorf("host interface %q exists and is a %s, not a tun", d.cfg.HostInterface, l.Type())
-		}
-		if err := netlink.LinkDel(l); err != nil {
-			return fmt.Errorf("remove stale host interface %q: %w", d.cfg.HostInterface, err)
-		}
+		// vecnetd's tuns are not persistent: they vanish with the process
+		// that made them, so an existing one has a live owner — most
+		// likely another vecnetd in this network namespace.
+		return fmt.Errorf("host interface %q already exists (a %s; another vecnetd in this network namespace?): stop it or choose another --host-interface: %w",
+			d.cfg.HostInterface, l.Type(), ErrNameTaken)
 	}
 	dev, err := tun.Create(tun.Config{Kind: tun.Tun, Netns: "/proc/self/ns/net", Name: d.cfg.HostInterface, MTU: d.cfg.HostMTU})
 	if err != nil {

@@ -300,3 +300,31 @@ func TestUplinkCleanup(t *testing.T) {
 		})
 	}
 }
+
+// TestHostToPodsWithoutUplink: a single node (pod prefixes, no uplink)
+// still gets the host tun, so the host (kubelet probes) reaches its pods
+// and pods reach the host.
+func TestHostToPodsWithoutUplink(t *testing.T) {
+	netlab.Require(t, "ping")
+	node := netlab.Netns(t, "vnsingle")
+	netlab.MustRun(t, "ip", "-n", node, "addr", "add", "192.168.78.1/32", "dev", "lo")
+	// The host's IPv6 source for pods: a node of a dual-stack cluster has
+	// a global address.
+	netlab.MustRun(t, "ip", "-n", node, "addr", "add", "fd00:78::1/128", "dev", "lo")
+	v := netlab.StartVecnetdIn(t, node, "--pod-cidrs", strings.Join(netlab.PodPrefixes, ","))
+	pod := netlab.Netns(t, "vnpod")
+	v.MustCtl(t, "interface", "create", "tun", "--netns", pod, "--host-if", "eth0", "--host-addr", "10.88.1.2/32,fd88:0:0:1::2/128")
+	for _, a := range []string{"10.88.1.2", "fd88:0:0:1::2"} {
+		if out, ok := pingOK(node, a); !ok {
+			t.Errorf("host -> pod %s:\n%s", a, out)
+		}
+	}
+	for _, a := range []string{"192.168.78.1", "fd00:78::1"} {
+		if out, ok := pingOK(pod, a); !ok {
+			t.Errorf("pod -> host address %s:\n%s", a, out)
+		}
+	}
+	if !strings.Contains(v.MustCtl(t, "show", "interfaces"), "vecnet0") {
+		t.Errorf("no host interface without an uplink")
+	}
+}

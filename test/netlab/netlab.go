@@ -180,6 +180,9 @@ func startVecnetd(t testing.TB, ns, socket string, flags ...string) *Vecnetd {
 	v := &Vecnetd{Socket: socket, Bin: bin, log: &bytes.Buffer{}, exited: make(chan struct{})}
 	args := append([]string{"--socket", v.Socket}, flags...)
 	if ns == "" {
+		// Tests never make devices in the machine's own namespace: no
+		// host tun there (and no clash between parallel vecnetds).
+		args = append([]string{"--host-interface="}, args...)
 		v.cmd = exec.Command(filepath.Join(bin, "vecnetd"), args...)
 	} else {
 		// ip netns exec execs vecnetd in place: the pid is vecnetd's.
