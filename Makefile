@@ -2,15 +2,28 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build demo test bench fuzz proto clean
+.PHONY: all build demo lab demo-vecnetd test bench fuzz proto clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# The main job: a local demo of pods talking through vecnetd.
+# The main job: a 3-node Kubernetes lab on this machine (vecnet-lab demo):
+# pods on vecnet, all-pairs ping, iperf3 next to the kernel's, then down.
 demo: build
+	bash hack/deps.sh
+	bash hack/kube-build.sh kube-apiserver etcd kubectl kube-controller-manager
+	$(BIN)/vecnet-lab demo
+
+# Leave a lab running: bin/vecnet-lab status|kubectl|exec|down.
+lab: build
+	bash hack/deps.sh
+	bash hack/kube-build.sh kube-apiserver etcd kubectl kube-controller-manager
+	$(BIN)/vecnet-lab up
+
+# The single-node dataplane demo (vecnetd alone, no Kubernetes).
+demo-vecnetd: build
 	bash hack/demo.sh
 
 # The whole test suite (installs its own dependencies; run as root).

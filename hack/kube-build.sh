@@ -3,8 +3,8 @@
 # the Go module proxy, into a cache outside the repository:
 #   ${VECNET_KUBE_DIR:-/var/tmp/vecnet-kube}/<k8s version>/bin
 #
-#   bash hack/kube-build.sh                      # kube-apiserver + etcd (what the tests need)
-#   bash hack/kube-build.sh kubectl kube-controller-manager   # those too, on request
+#   bash hack/kube-build.sh                      # kube-apiserver + etcd (what test/kubeenv needs)
+#   bash hack/kube-build.sh kubectl kube-controller-manager   # those too (hack/test.sh and vecnet-lab ask for all four)
 #
 # Idempotent: a binary already in the cache is only reported. The last line is
 # KUBE_BIN=<dir>, to hand to the tests as VECNET_KUBE_BIN (hack/test.sh does).

@@ -13,9 +13,9 @@ bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [[ -n "$bad" ]]; then echo "gofmt needed:"; echo "$bad"; exit 1; fi
 go vet ./...
 
-echo "== kube-apiserver + etcd for the Kubernetes tests (test/kubeenv)"
-# Cached outside the repo; first time ~5 min on 2 cores, then instant.
-kube_out=$(bash hack/kube-build.sh | tee /dev/stderr)
+echo "== Kubernetes binaries for the Kubernetes tests (test/kubeenv, test/lab)"
+# Cached outside the repo; first time ~7 min on 2 cores, then instant.
+kube_out=$(bash hack/kube-build.sh kube-apiserver etcd kubectl kube-controller-manager | tee /dev/stderr)
 VECNET_KUBE_BIN=$(sed -n 's/^KUBE_BIN=//p' <<<"$kube_out")
 [[ -n $VECNET_KUBE_BIN ]] || { echo "hack/kube-build.sh printed no KUBE_BIN= line" >&2; exit 1; }
 export VECNET_KUBE_BIN

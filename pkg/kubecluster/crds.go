@@ -1,15 +1,15 @@
-package kubeenv
+package kubecluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"io/fs"
+	"path"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -22,28 +22,18 @@ import (
 )
 
 // InstallCRDs creates (or updates) every CustomResourceDefinition found in
-// the *.yaml, *.yml and *.json files of dir (not recursive; several documents
+// the *.yaml, *.yml and *.json files at the top of fsys (several documents
 // per file allowed; documents of other kinds, like a kustomization, are
-// ignored) and waits until each is Established and its versions are served.
-// It fails t if dir holds no CRD. CRDs are cluster-scoped and stay installed
-// for the life of the env; installing the same ones again is cheap.
-func (e *Env) InstallCRDs(t testing.TB, dir string) []*apiextensionsv1.CustomResourceDefinition {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	crds, err := e.installCRDs(ctx, dir)
-	if err != nil {
-		t.Fatalf("kubeenv: installing CRDs from %s: %v", dir, err)
-	}
-	return crds
-}
-
-func (e *Env) installCRDs(ctx context.Context, dir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	crds, err := readCRDs(dir)
+// ignored) and waits until each is Established and its versions are served,
+// after which clients can use them without racing the apiserver's handlers.
+// fsys without any CRD is an error. os.DirFS(dir) reads a directory;
+// deploy.CRDs is vecnet's own CRDs, built into the binary.
+func (c *Cluster) InstallCRDs(ctx context.Context, fsys fs.FS) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	crds, err := ReadCRDs(fsys)
 	if err != nil {
 		return nil, err
 	}
-	cs, err := apiextensionsclient.NewForConfig(e.Config)
+	cs, err := apiextensionsclient.NewForConfig(c.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +50,7 @@ func (e *Env) installCRDs(ctx context.Context, dir string) ([]*apiextensionsv1.C
 		out = append(out, got)
 	}
 	for i, crd := range out {
-		if out[i], err = e.waitCRD(ctx, cs, crd); err != nil {
+		if out[i], err = c.waitCRD(ctx, cs, crd); err != nil {
 			return nil, err
 		}
 	}
@@ -89,7 +79,7 @@ func updateCRD(ctx context.Context, cs apiextensionsclient.Interface, crd *apiex
 // waitCRD waits for Established (NamesAccepted failing is an error) and for
 // discovery to list the resource in every served version, after which
 // clients can use it without racing the apiserver's handlers.
-func (e *Env) waitCRD(ctx context.Context, cs apiextensionsclient.Interface, crd *apiextensionsv1.CustomResourceDefinition) (*apiextensionsv1.CustomResourceDefinition, error) {
+func (c *Cluster) waitCRD(ctx context.Context, cs apiextensionsclient.Interface, crd *apiextensionsv1.CustomResourceDefinition) (*apiextensionsv1.CustomResourceDefinition, error) {
 	api := cs.ApiextensionsV1().CustomResourceDefinitions()
 	var last *apiextensionsv1.CustomResourceDefinition
 	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
@@ -114,7 +104,7 @@ func (e *Env) waitCRD(ctx context.Context, cs apiextensionsclient.Interface, crd
 			if !v.Served {
 				continue
 			}
-			rl, err := e.Client.Discovery().ServerResourcesForGroupVersion(cur.Spec.Group + "/" + v.Name)
+			rl, err := c.Client.Discovery().ServerResourcesForGroupVersion(cur.Spec.Group + "/" + v.Name)
 			if err != nil {
 				return false, nil
 			}
@@ -134,53 +124,59 @@ func (e *Env) waitCRD(ctx context.Context, cs apiextensionsclient.Interface, crd
 	return last, nil
 }
 
-// readCRDs decodes the CRDs of dir's YAML/JSON files, in file name order.
-func readCRDs(dir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	entries, err := os.ReadDir(dir)
+// ReadCRDs decodes the CRDs of the YAML/JSON files at the top of fsys, in
+// file name order.
+func ReadCRDs(fsys fs.FS) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, err
 	}
 	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, ent := range entries {
-		ext := strings.ToLower(filepath.Ext(ent.Name()))
+		ext := strings.ToLower(path.Ext(ent.Name()))
 		if ent.IsDir() || (ext != ".yaml" && ext != ".yml" && ext != ".json") {
 			continue
 		}
-		path := filepath.Join(dir, ent.Name())
-		f, err := os.Open(path)
+		data, err := fs.ReadFile(fsys, ent.Name())
 		if err != nil {
 			return nil, err
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
-		for doc := 1; ; doc++ {
-			var obj map[string]any
-			err := dec.Decode(&obj)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				f.Close()
-				return nil, fmt.Errorf("%s: document %d: %w", path, doc, err)
-			}
-			if obj == nil || obj["kind"] != "CustomResourceDefinition" {
-				continue
-			}
-			if obj["apiVersion"] != apiextensionsv1.SchemeGroupVersion.String() {
-				f.Close()
-				return nil, fmt.Errorf("%s: document %d: CRD apiVersion %v, want %s", path, doc, obj["apiVersion"],
-					apiextensionsv1.SchemeGroupVersion)
-			}
-			crd := &apiextensionsv1.CustomResourceDefinition{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj, crd, true); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("%s: document %d: %w", path, doc, err)
-			}
-			crds = append(crds, crd)
+		got, err := decodeCRDs(ent.Name(), data)
+		if err != nil {
+			return nil, err
 		}
-		f.Close()
+		crds = append(crds, got...)
 	}
 	if len(crds) == 0 {
-		return nil, fmt.Errorf("no CustomResourceDefinition in %s/*.{yaml,yml,json}", dir)
+		return nil, errors.New("no CustomResourceDefinition in *.{yaml,yml,json}")
 	}
 	return crds, nil
+}
+
+// decodeCRDs decodes the CRDs among the documents of one file.
+func decodeCRDs(name string, data []byte) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for doc := 1; ; doc++ {
+		var obj map[string]any
+		err := dec.Decode(&obj)
+		if errors.Is(err, io.EOF) {
+			return crds, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+		if obj == nil || obj["kind"] != "CustomResourceDefinition" {
+			continue
+		}
+		if obj["apiVersion"] != apiextensionsv1.SchemeGroupVersion.String() {
+			return nil, fmt.Errorf("%s: document %d: CRD apiVersion %v, want %s", name, doc, obj["apiVersion"],
+				apiextensionsv1.SchemeGroupVersion)
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj, crd, true); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+		crds = append(crds, crd)
+	}
 }

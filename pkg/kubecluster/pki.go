@@ -1,4 +1,4 @@
-package kubeenv
+package kubecluster
 
 import (
 	"crypto/ecdsa"
@@ -16,7 +16,11 @@ import (
 	"time"
 )
 
-// pkiFiles are the credentials of one env, written into its directory.
+// certValidity is long enough for a lab left running for months: nothing
+// rotates these certificates.
+const certValidity = 365 * 24 * time.Hour
+
+// pkiFiles are the credentials of one cluster, written into its directory.
 type pkiFiles struct {
 	caCert, caKey         string // CA (signs the serving certificate; --client-ca-file)
 	servingCert, servKey  string // kube-apiserver serving certificate
@@ -39,7 +43,7 @@ func serial() *big.Int {
 	return n
 }
 
-func genPKI(dir string) (*pkiFiles, error) {
+func genPKI(dir, name string) (*pkiFiles, error) {
 	p := &pkiFiles{
 		caCert: filepath.Join(dir, "ca.crt"), caKey: filepath.Join(dir, "ca.key"),
 		servingCert: filepath.Join(dir, "apiserver.crt"), servKey: filepath.Join(dir, "apiserver.key"),
@@ -54,9 +58,9 @@ func genPKI(dir string) (*pkiFiles, error) {
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "vecnet-kubeenv-ca"},
+		Subject:               pkix.Name{CommonName: "vecnet-" + name + "-ca"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(7 * 24 * time.Hour),
+		NotAfter:              now.Add(certValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -85,7 +89,7 @@ func genPKI(dir string) (*pkiFiles, error) {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
+		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",

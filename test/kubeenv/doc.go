@@ -1,7 +1,10 @@
 // Package kubeenv runs a real Kubernetes control plane (etcd and
 // kube-apiserver, no controllers, no kubelet) for Go tests, in the spirit of
 // controller-runtime's envtest but with the binaries that hack/kube-build.sh
-// builds from the Go module proxy.
+// builds from the Go module proxy. The processes are started by
+// pkg/kubecluster, which vecnet-lab uses too; this package adds what tests
+// need on top: one shared apiserver per test binary, skipping when the
+// binaries are missing, per-test namespaces, and logs on failure.
 //
 // One apiserver per test binary (recommended, start-up takes seconds):
 //

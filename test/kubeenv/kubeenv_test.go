@@ -242,10 +242,7 @@ func TestStartPrivate(t *testing.T) {
 	if got := os.Getenv(EnvKeep); got == "1" {
 		return
 	}
-	var pids []int
-	for _, p := range env.procs {
-		pids = append(pids, p.cmd.Process.Pid)
-	}
+	pids := env.pids()
 	env.deleteNamespace(ns)
 	env.Stop()
 	for _, pid := range pids {
