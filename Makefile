@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build demo lab demo-vecnetd test bench fuzz proto clean
+.PHONY: all build demo lab demo-vecnetd test k8s-node bench fuzz proto clean
 
 all: build
 
@@ -29,6 +29,12 @@ demo-vecnetd: build
 # The whole test suite (installs its own dependencies; run as root).
 test:
 	bash hack/test.sh
+
+# vecnet as the only CNI of a real single-node Kubernetes (kubelet, containerd,
+# kube-proxy): up, smoke checks, down. Root; first run ~10 min (builds), then
+# ~1 min. make test runs it too.
+k8s-node:
+	bash hack/k8s-node/test.sh
 
 # Benchmarks with ratios against the kernel (run as root, on a quiet machine).
 bench: build

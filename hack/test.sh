@@ -30,6 +30,15 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 go test -count=1 -timeout 20m ./...
 
+echo "== vecnet on a real Kubernetes node: kubelet, containerd, kube-proxy (hack/k8s-node)"
+# It takes over containerd and /etc/cni/net.d while it runs (and puts them
+# back); VECNET_SKIP_K8S_NODE=1 skips it on a machine that has its own.
+if [[ ${VECNET_SKIP_K8S_NODE:-0} == 1 ]]; then
+  echo "skipped (VECNET_SKIP_K8S_NODE=1)"
+else
+  bash hack/k8s-node/test.sh
+fi
+
 echo "== race detector (dataplane packages)"
 go test -count=1 -race -timeout 10m ./pkg/dataplane/... ./pkg/header/...
 
