@@ -102,7 +102,7 @@ func (n *tunnelEncap) Process(c *graph.Context, f *graph.Frame) {
 			proto = header.ProtocolUDP
 			u := header.UDP(o[header.IPv4MinimumSize:])
 			u.SetSourcePort(header.VXLANSourcePort(m.FlowHash))
-			u.SetDestinationPort(a.Port)
+			u.SetDestinationPort(t.VXLANPort)
 			u.SetLength(uint16(m.Len - header.IPv4MinimumSize))
 			u.SetChecksum(0) // RFC 7348 section 5: zero over IPv4
 			header.VXLAN(u[header.UDPMinimumSize:]).Encode(a.VNI)

@@ -173,10 +173,10 @@ type Adjacency struct {
 	Rewrite    [14]byte
 	RewriteLen uint8
 
-	// AdjEncap only. The outer header goes from Src to NextHop (IPv4).
+	// AdjEncap only. The outer header goes from Src to NextHop (IPv4);
+	// VXLAN's UDP port is the node-wide Snapshot.VXLANPort.
 	Encap EncapType
 	VNI   uint32
-	Port  uint16 // VXLAN UDP destination port
 	Src   [4]byte
 	Under uint32 // underlay adjacency
 }

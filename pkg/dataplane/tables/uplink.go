@@ -80,7 +80,6 @@ func (w *Writer) SetVXLANPort(port uint16) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.vxlanPort = port
-	w.rebuildAdjs(0)
 	w.publish()
 }
 

@@ -67,7 +67,7 @@ func TestEncapRoute(t *testing.T) {
 
 	s := w.Snapshot()
 	a := resolve(s, 0, ip("10.244.1.9"), 0)
-	if a.Kind != AdjEncap || a.Encap != EncapVXLAN || a.VNI != 4096 || a.Port != DefaultVXLANPort ||
+	if a.Kind != AdjEncap || a.Encap != EncapVXLAN || a.VNI != 4096 || s.VXLANPort != DefaultVXLANPort ||
 		a.Src != [4]byte{192, 0, 2, 1} || a.NextHop != ip("192.0.2.2") || a.MTU != 1450 || a.TxIf != up {
 		t.Fatalf("vxlan adjacency %+v", a)
 	}

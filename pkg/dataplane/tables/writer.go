@@ -1159,7 +1159,7 @@ func (w *Writer) buildAdj(k adjKey) Adjacency {
 		a.MTU = ifc.MTU
 	}
 	if k.kind == AdjEncap {
-		return w.buildEncapAdj(k, a, ifc)
+		return w.buildEncapAdj(k, a)
 	}
 	if ifc == nil || !ifc.Kind.L2() || k.kind != AdjRewrite {
 		return a
@@ -1234,9 +1234,9 @@ func (w *Writer) getEncapAdj(nh netip.Addr, e Encap, u uint32) uint32 {
 // underlay's interface and MTU less the encapsulation, and the interface's
 // node address as the outer source. Without a source address (the uplink
 // has no IPv4 address yet) the tunnel drops until one appears.
-func (w *Writer) buildEncapAdj(k adjKey, a Adjacency, _ *Interface) Adjacency {
+func (w *Writer) buildEncapAdj(k adjKey, a Adjacency) Adjacency {
 	under := w.adjs[k.under].adj
-	a.Encap, a.VNI, a.Under, a.Port = k.encap.Type, k.encap.VNI, k.under, w.vxlanPort
+	a.Encap, a.VNI, a.Under = k.encap.Type, k.encap.VNI, k.under
 	a.TxIf = under.TxIf
 	ifc := w.ifaces[under.TxIf]
 	if ifc == nil {
