@@ -76,6 +76,18 @@ func allPairs(t *testing.T, pods []*netlab.Pod) {
 	}
 }
 
+// TestCrossNodeTwoWorkers: with one AF_XDP queue and two workers, both
+// workers transmit on the one queue (the shared-queue lock).
+func TestCrossNodeTwoWorkers(t *testing.T) {
+	netlab.Require(t, "ping")
+	c := netlab.NewCluster(t, 2, netlab.ClusterOptions{Driver: "af_xdp", Encap: "vxlan", Workers: 2})
+	var pods []*netlab.Pod
+	for _, nd := range c.Nodes {
+		pods = append(pods, nd.AddPod(t, 0), nd.AddPod(t, 0))
+	}
+	allPairs(t, pods)
+}
+
 func TestCrossNodeAllPairs(t *testing.T) {
 	for _, driver := range []string{"af_xdp", "af_packet", "tap"} {
 		for _, encap := range []string{"ipip", "vxlan", "none"} {

@@ -48,6 +48,9 @@ func (n *interfaceOutput) Process(c *graph.Context, f *graph.Frame) {
 	t := c.Tables
 	var cur *tables.Interface
 	var pkts, bytes uint64
+	// held is the shared uplink queue whose lock this frame holds: taken
+	// once per run of packets to it, not once per packet.
+	var held *tables.TxQueue
 	flush := func() {
 		if cur != nil && pkts > 0 {
 			cur.Counters.TxPackets.Add(pkts)
@@ -67,7 +70,7 @@ func (n *interfaceOutput) Process(c *graph.Context, f *graph.Frame) {
 			continue
 		}
 		if ifc.Kind == tables.KindUplink {
-			if n.uplink(c, ifc, b, m) {
+			if n.uplink(c, ifc, b, m, &held) {
 				pkts++
 				bytes += uint64(m.Len)
 			}
@@ -103,12 +106,16 @@ func (n *interfaceOutput) Process(c *graph.Context, f *graph.Frame) {
 		c.Done(b)
 	}
 	flush()
+	if held != nil {
+		held.Mu.Unlock()
+	}
 	n.flushUplinks(c)
 }
 
 // uplink hands b to the uplink's driver queue of this worker and reports
-// whether the driver took it.
-func (n *interfaceOutput) uplink(c *graph.Context, ifc *tables.Interface, b buffer.Index, m *buffer.Meta) bool {
+// whether the driver took it. A queue shared with other workers is locked
+// until the frame ends or another shared queue is needed (*held).
+func (n *interfaceOutput) uplink(c *graph.Context, ifc *tables.Interface, b buffer.Index, m *buffer.Meta, held **tables.TxQueue) bool {
 	p := c.Pool
 	if ifc.Down || len(ifc.Tx) == 0 {
 		c.Drop(b, ifOutErrDown)
@@ -122,13 +129,14 @@ func (n *interfaceOutput) uplink(c *graph.Context, ifc *tables.Interface, b buff
 		capture(cp, p.Packet(b), true)
 	}
 	q := ifc.Tx[c.Worker%len(ifc.Tx)]
-	if q.Shared {
+	if q.Shared && *held != q {
+		if *held != nil {
+			(*held).Mu.Unlock()
+		}
 		q.Mu.Lock()
+		*held = q
 	}
 	err := q.Q.Transmit(p, b)
-	if q.Shared {
-		q.Mu.Unlock()
-	}
 	if err == nil {
 		// The driver may have freed b already, but nothing was allocated
 		// since: its metadata is intact for the trace bookkeeping.
