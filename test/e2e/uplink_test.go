@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/vecnet/vecnet/pkg/header"
 	"github.com/vecnet/vecnet/test/netlab"
 )
@@ -290,6 +292,9 @@ func TestUplinkCleanup(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			c, _ := threeNodes(t, driver, "vxlan")
 			n1 := c.Nodes[0]
+			if n := tcxIngressPrograms(t, n1.NS, "eth0"); driver != "af_xdp" && n == 0 {
+				t.Errorf("%s uplink without its tcx ingress program", driver)
+			}
 			before := netlab.MustRun(t, "ip", "-n", n1.NS, "-d", "link", "show", "eth0")
 			if !strings.Contains(before, "prog/xdp") && driver == "af_xdp" {
 				t.Errorf("af_xdp uplink without an XDP program:\n%s", before)
@@ -303,8 +308,8 @@ func TestUplinkCleanup(t *testing.T) {
 					t.Errorf("after vecnetd stopped, %q is left:\n%s", leftover, links)
 				}
 			}
-			if tc, _ := netlab.Run("ip", "netns", "exec", n1.NS, "bpftool", "net", "show", "dev", "eth0"); strings.Contains(tc, "tcx") {
-				t.Errorf("tcx program left on eth0:\n%s", tc)
+			if n := tcxIngressPrograms(t, n1.NS, "eth0"); n != 0 {
+				t.Errorf("%d tcx ingress programs left on eth0", n)
 			}
 			if out, ok := pingOK(c.Nodes[1].NS, n1.Addr4); !ok {
 				t.Errorf("host traffic after vecnetd stopped:\n%s", out)
@@ -339,4 +344,26 @@ func TestHostToPodsWithoutUplink(t *testing.T) {
 	if !strings.Contains(v.MustCtl(t, "show", "interfaces"), "vecnet0") {
 		t.Errorf("no host interface without an uplink")
 	}
+}
+
+// tcxIngressPrograms counts the programs on ifname's tcx ingress in ns.
+func tcxIngressPrograms(t *testing.T, ns, ifname string) int {
+	t.Helper()
+	var n int
+	err := netlab.Do(ns, func() error {
+		ifc, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		r, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		n = len(r.Programs)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("query tcx programs on %s in %s: %v", ifname, ns, err)
+	}
+	return n
 }
