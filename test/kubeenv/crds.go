@@ -21,7 +21,7 @@ func (e *Env) InstallCRDs(t testing.TB, dir string) []*apiextensionsv1.CustomRes
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	crds, err := e.c.InstallCRDs(ctx, os.DirFS(dir))
+	crds, err := e.Cluster.InstallCRDs(ctx, os.DirFS(dir))
 	if err != nil {
 		t.Fatalf("kubeenv: installing CRDs from %s: %v", dir, err)
 	}

@@ -15,9 +15,6 @@ import (
 	"time"
 
 	"github.com/vecnet/vecnet/pkg/kubecluster"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 // KubeVersion is the Kubernetes release that hack/kube-build.sh builds (the
@@ -39,25 +36,13 @@ const (
 	EnvKeep    = "VECNET_KUBEENV_KEEP" // "1": keep the env directory (logs, keys, kubeconfig)
 )
 
-// Env is a running etcd + kube-apiserver.
+// Env is a running etcd + kube-apiserver: a kubecluster.Cluster (Config,
+// Client, Dynamic, Kubeconfig, Dir, EtcdURL, APIServerArgs) owned by a
+// test binary. Dir holds logs, keys, the kubeconfig and etcd's data; Stop
+// removes it unless VECNET_KUBEENV_KEEP=1.
 type Env struct {
-	// Config reaches the apiserver as AdminUser (system:masters).
-	Config *rest.Config
-	// Client and Dynamic are built from Config.
-	Client  kubernetes.Interface
-	Dynamic dynamic.Interface
-	// Kubeconfig is the path of a kubeconfig file equivalent to Config (for
-	// kubectl, or for code under test that takes a kubeconfig path).
-	Kubeconfig string
-	// Dir holds logs (etcd.log, kube-apiserver.log), keys, the kubeconfig and
-	// etcd's data. Removed by Stop unless VECNET_KUBEENV_KEEP=1.
-	Dir string
-	// EtcdURL is etcd's client URL (http://127.0.0.1:<port>).
-	EtcdURL string
-	// APIServerArgs are the flags kube-apiserver was started with.
-	APIServerArgs []string
+	*kubecluster.Cluster
 
-	c        *kubecluster.Cluster
 	stopOnce sync.Once
 	stopped  atomic.Bool
 }
@@ -163,16 +148,7 @@ func start(opts ...Option) (*Env, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("kubeenv: %w", err)
 	}
-	return &Env{
-		Config:        c.Config,
-		Client:        c.Client,
-		Dynamic:       c.Dynamic,
-		Kubeconfig:    c.Kubeconfig,
-		Dir:           dir,
-		EtcdURL:       c.EtcdURL,
-		APIServerArgs: c.APIServerArgs,
-		c:             c,
-	}, nil
+	return &Env{Cluster: c}, nil
 }
 
 // Stop kills kube-apiserver and etcd (SIGTERM, SIGKILL after 10s) and
@@ -180,7 +156,7 @@ func start(opts ...Option) (*Env, error) {
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
 		e.stopped.Store(true)
-		e.c.Stop()
+		e.Cluster.Stop()
 		if os.Getenv(EnvKeep) == "1" {
 			os.Remove(filepath.Join(e.Dir, ownerFile)) // not stale: removeStaleDirs leaves it alone
 			fmt.Fprintf(os.Stderr, "kubeenv: %s=1: keeping %s\n", EnvKeep, e.Dir)
@@ -191,11 +167,11 @@ func (e *Env) Stop() {
 }
 
 // pids returns the process IDs of etcd and kube-apiserver.
-func (e *Env) pids() []int { return e.c.PIDs() }
+func (e *Env) pids() []int { return e.Cluster.PIDs() }
 
-func (e *Env) logOffsets() map[string]int64 { return e.c.LogOffsets() }
+func (e *Env) logOffsets() map[string]int64 { return e.Cluster.LogOffsets() }
 
-func (e *Env) logsSince(offsets map[string]int64, n int) string { return e.c.LogsSince(offsets, n) }
+func (e *Env) logsSince(offsets map[string]int64, n int) string { return e.Cluster.LogsSince(offsets, n) }
 
 // ---- leftovers of killed test binaries ----
 
