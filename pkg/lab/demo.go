@@ -1,9 +1,7 @@
 package lab
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -355,33 +353,7 @@ func gbps(bps float64, err error) string {
 }
 
 // podIperf runs an iperf3 client in netns against the `iperf3 -s` of the
-// pod at addr (port 5201), with the flags baseline.Iperf3 uses, and
-// returns the receiver's bits per second.
+// pod at addr (port 5201) and returns the receiver's bits per second.
 func podIperf(ctx context.Context, netns, addr string, secs int) (float64, error) {
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+20*time.Second)
-	defer cancel()
-	args := []string{"netns", "exec", netns, "iperf3", "-J", "-c", addr, "-p", "5201", "-t", strconv.Itoa(secs), "--connect-timeout", "3000"}
-	var outb bytes.Buffer
-	cmd := exec.CommandContext(cctx, "ip", args...)
-	cmd.Stdout, cmd.Stderr = &outb, &outb
-	runErr := cmd.Run()
-	var res struct {
-		Error string `json:"error"`
-		End   struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	jerr := json.Unmarshal(outb.Bytes(), &res)
-	switch bps := res.End.SumReceived.BitsPerSecond; {
-	case runErr == nil && jerr == nil && res.Error == "" && bps > 0:
-		return bps, nil
-	case res.Error != "":
-		return 0, fmt.Errorf("ip %s: %s", strings.Join(args, " "), res.Error)
-	case runErr != nil:
-		return 0, fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), runErr, strings.TrimSpace(outb.String()))
-	default:
-		return 0, fmt.Errorf("ip %s: no data received", strings.Join(args, " "))
-	}
+	return baseline.Client(ctx, netns, addr, 5201, secs)
 }

@@ -99,11 +99,27 @@ func iperf3Once(ctx context.Context, clientNS, serverNS, addr string, seconds in
 		return 0, err
 	}
 
+	bps, err := Client(ctx, clientNS, addr, port, seconds)
+	if err == nil {
+		return bps, nil
+	}
+	stop()
+	if so := server(); so != "" {
+		return 0, fmt.Errorf("%w (server said: %s)", err, so)
+	}
+	return 0, err
+}
+
+// Client runs one iperf3 client of seconds seconds in clientNS against a
+// server already listening at addr:port (a lab pod's `iperf3 -s`, or the
+// one Iperf3 starts) and returns the receiver's bits per second. Errors
+// name the command and say what iperf3 reported.
+func Client(ctx context.Context, clientNS, addr string, port, seconds int) (float64, error) {
 	// Bound the client: a path that drops everything would otherwise hang
 	// in TCP retransmissions long after the test time.
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+20*time.Second)
 	defer cancel()
-	args := []string{"netns", "exec", clientNS, "iperf3", "-J", "-c", addr, "-p", p, "-t", strconv.Itoa(seconds), "--connect-timeout", "3000"}
+	args := []string{"netns", "exec", clientNS, "iperf3", "-J", "-c", addr, "-p", strconv.Itoa(port), "-t", strconv.Itoa(seconds), "--connect-timeout", "3000"}
 	var out bytes.Buffer
 	cl := exec.CommandContext(cctx, "ip", args...)
 	cl.Stdout, cl.Stderr = &out, &out
@@ -123,11 +139,7 @@ func iperf3Once(ctx context.Context, clientNS, serverNS, addr string, seconds in
 	if runErr == nil && jerr == nil && res.Error == "" && bps > 0 {
 		return bps, nil
 	}
-	stop()
 	cmd := "ip " + strings.Join(args, " ")
-	if so := server(); so != "" {
-		cmd += " (server said: " + so + ")"
-	}
 	switch {
 	case cctx.Err() != nil:
 		return 0, fmt.Errorf("%s: %w (%v)", cmd, cctx.Err(), runErr)
