@@ -9,17 +9,26 @@ import (
 // kernel through netlink: link state and MTU, the node addresses, the
 // kernel's neighbour table, and the routes it derives from them.
 
+// ifaceCopy returns interface name's index and a copy of it to change and
+// store back (interfaces are immutable once published).
+func (w *Writer) ifaceCopy(name string) (uint32, Interface, error) {
+	idx, ok := w.ifByName[name]
+	if !ok {
+		return 0, Interface{}, errf(ErrNotFound, "interface %q does not exist", name)
+	}
+	return idx, *w.ifaces[idx], nil
+}
+
 // SetLinkState records an interface's operational state and MTU. Every
 // adjacency on it is rebuilt, so tunnels over it follow a path MTU change
 // at once (their MTU is the link's less the encapsulation).
 func (w *Writer) SetLinkState(name string, up bool, mtu uint32) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	idx, ok := w.ifByName[name]
-	if !ok {
-		return errf(ErrNotFound, "interface %q does not exist", name)
+	idx, ifc, err := w.ifaceCopy(name)
+	if err != nil {
+		return err
 	}
-	ifc := *w.ifaces[idx]
 	if ifc.Down == !up && ifc.MTU == mtu {
 		return nil
 	}
@@ -35,11 +44,10 @@ func (w *Writer) SetLinkState(name string, up bool, mtu uint32) error {
 func (w *Writer) SetMAC(name string, mac [6]byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	idx, ok := w.ifByName[name]
-	if !ok {
-		return errf(ErrNotFound, "interface %q does not exist", name)
+	idx, ifc, err := w.ifaceCopy(name)
+	if err != nil {
+		return err
 	}
-	ifc := *w.ifaces[idx]
 	if ifc.MAC == mac {
 		return nil
 	}
@@ -55,11 +63,10 @@ func (w *Writer) SetMAC(name string, mac [6]byte) error {
 func (w *Writer) SetHostAddrs(name string, addrs []netip.Addr) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	idx, ok := w.ifByName[name]
-	if !ok {
-		return errf(ErrNotFound, "interface %q does not exist", name)
+	idx, ifc, err := w.ifaceCopy(name)
+	if err != nil {
+		return err
 	}
-	ifc := *w.ifaces[idx]
 	ifc.HostAddrs4, ifc.HostAddrs6 = nil, nil
 	for _, a := range addrs {
 		a = a.Unmap()

@@ -389,11 +389,10 @@ func ifcOwns(ifc *Interface, a netip.Addr) bool {
 func (w *Writer) AddAddress(name string, p netip.Prefix) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	idx, ok := w.ifByName[name]
-	if !ok {
-		return errf(ErrNotFound, "interface %q does not exist", name)
+	idx, ifc, err := w.ifaceCopy(name)
+	if err != nil {
+		return err
 	}
-	ifc := *w.ifaces[idx]
 	a := p.Addr()
 	if ifcOwns(&ifc, a) {
 		return nil // idempotent
@@ -420,11 +419,10 @@ func (w *Writer) AddAddress(name string, p netip.Prefix) error {
 func (w *Writer) DeleteAddress(name string, p netip.Prefix) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	idx, ok := w.ifByName[name]
-	if !ok {
-		return errf(ErrNotFound, "interface %q does not exist", name)
+	idx, ifc, err := w.ifaceCopy(name)
+	if err != nil {
+		return err
 	}
-	ifc := *w.ifaces[idx]
 	a := p.Addr()
 	if !ifcOwns(&ifc, a) {
 		return errf(ErrNotFound, "address %s is not on %q", a, name)
