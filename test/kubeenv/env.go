@@ -171,7 +171,9 @@ func (e *Env) pids() []int { return e.Cluster.PIDs() }
 
 func (e *Env) logOffsets() map[string]int64 { return e.Cluster.LogOffsets() }
 
-func (e *Env) logsSince(offsets map[string]int64, n int) string { return e.Cluster.LogsSince(offsets, n) }
+func (e *Env) logsSince(offsets map[string]int64, n int) string {
+	return e.Cluster.LogsSince(offsets, n)
+}
 
 // ---- leftovers of killed test binaries ----
 
