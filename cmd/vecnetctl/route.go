@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,14 +148,29 @@ flags:
   --encap ipip|vxlan|none      tunnel to the via address, another node (default none:
                                routed); IPv4 and IPv6 prefixes both go over IPv4
   --vni N                      VXLAN network identifier (default 4096)
+  --source static|bgp          whose route it is (default static). A prefix may have a
+                               static and a bgp route at once (the static one forwards);
+                               del removes only the given source's. bgp routes belong to
+                               vecnet-agent's BGP speaker: change them only to debug
 `
+
+// writableRouteSources are the route sources the API lets callers write.
+var writableRouteSources = []string{"static", "bgp"}
+
+// checkRouteSource validates a --source value; empty is the default.
+func checkRouteSource(s string) error {
+	if s == "" || slices.Contains(writableRouteSources, s) {
+		return nil
+	}
+	return usagef("--source %q: want static or bgp", s)
+}
 
 func routeCmd(verb string) *command {
 	return &command{
 		path: "route " + verb,
 		synopsis: []string{
-			"route add|del CIDR via IP[,IP...] [dev NAME] [--vrf N] [--encap ipip|vxlan|none] [--vni N]",
-			"route add|del CIDR dev NAME [--vrf N]",
+			"route add|del CIDR via IP[,IP...] [dev NAME] [--vrf N] [--encap ipip|vxlan|none] [--vni N] [--source static|bgp]",
+			"route add|del CIDR dev NAME [--vrf N] [--source static|bgp]",
 		},
 		help: "Adds or deletes a route; del also accepts a bare CIDR.\n\n" + routeHelp,
 		parse: func(args []string) (action, error) {
@@ -182,6 +198,7 @@ func parseRouteChange(args []string, add bool) (*vecnetv1.RoutesRequest, error) 
 	vrf := uint32Flag(fs, "vrf", "")
 	encap := fs.String("encap", "", "")
 	vni := uint32Flag(fs, "vni", "")
+	source := fs.String("source", "", "")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return nil, err
@@ -190,7 +207,10 @@ func parseRouteChange(args []string, add bool) (*vecnetv1.RoutesRequest, error) 
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	r.Vrf = *vrf
+	if err := checkRouteSource(*source); err != nil {
+		return nil, err
+	}
+	r.Vrf, r.Source = *vrf, *source
 	switch *encap {
 	case "", "none", "ipip", "vxlan":
 	default:
@@ -215,7 +235,7 @@ func parseRouteChange(args []string, add bool) (*vecnetv1.RoutesRequest, error) 
 
 var routeLoadCmd = &command{
 	path:     "route load",
-	synopsis: []string{"route load FILE [--vrf N] [--batch N]"},
+	synopsis: []string{"route load FILE [--vrf N] [--batch N] [--source static|bgp]"},
 	help: `Adds the routes of FILE ("-" for standard input), one per line in the grammar
 of route add without the verb:
   10.1.0.0/24 via 192.168.0.1,192.168.0.2
@@ -226,8 +246,9 @@ Prints the number of routes and the elapsed time. There is no deadline
 unless the global --timeout is given.
 
 flags:
-  --vrf N     routing table of all the routes (default 0)
-  --batch N   routes per request, 0 for all in one (default 0)
+  --vrf N                routing table of all the routes (default 0)
+  --batch N              routes per request, 0 for all in one (default 0)
+  --source static|bgp    source of all the routes (default static; see route add)
 `,
 	parse: func(args []string) (action, error) {
 		opts, err := parseRouteLoad(args)
@@ -252,15 +273,17 @@ flags:
 }
 
 type routeLoadOpts struct {
-	file  string
-	vrf   uint32
-	batch int
+	file   string
+	vrf    uint32
+	batch  int
+	source string
 }
 
 func parseRouteLoad(args []string) (routeLoadOpts, error) {
 	fs := newFlagSet("route load")
 	vrf := uint32Flag(fs, "vrf", "")
 	batch := fs.Int("batch", 0, "")
+	source := fs.String("source", "", "")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return routeLoadOpts{}, err
@@ -271,11 +294,14 @@ func parseRouteLoad(args []string) (routeLoadOpts, error) {
 	if *batch < 0 {
 		return routeLoadOpts{}, usagef("--batch must not be negative")
 	}
-	return routeLoadOpts{file: pos[0], vrf: *vrf, batch: *batch}, nil
+	if err := checkRouteSource(*source); err != nil {
+		return routeLoadOpts{}, err
+	}
+	return routeLoadOpts{file: pos[0], vrf: *vrf, batch: *batch, source: *source}, nil
 }
 
 // readRoutes parses a route file; lines[i] is the line number of routes[i].
-func readRoutes(in io.Reader, name string, vrf uint32) (routes []*vecnetv1.Route, lines []int, err error) {
+func readRoutes(in io.Reader, name string, vrf uint32, source string) (routes []*vecnetv1.Route, lines []int, err error) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	n := 0
@@ -288,7 +314,7 @@ func readRoutes(in io.Reader, name string, vrf uint32) (routes []*vecnetv1.Route
 		if r == nil {
 			continue
 		}
-		r.Vrf = vrf
+		r.Vrf, r.Source = vrf, source
 		routes = append(routes, r)
 		lines = append(lines, n)
 	}
@@ -304,7 +330,7 @@ var routeIndexRE = regexp.MustCompile(`^routes\[(\d+)\]`)
 
 func runRouteLoad(ctx context.Context, c vecnetv1.DataplaneClient, w io.Writer, in io.Reader, name string, opts routeLoadOpts) error {
 	start := time.Now()
-	routes, lines, err := readRoutes(in, name, opts.vrf)
+	routes, lines, err := readRoutes(in, name, opts.vrf, opts.source)
 	if err != nil {
 		return err
 	}

@@ -107,13 +107,17 @@ func runShowInterfaces(ctx context.Context, c vecnetv1.DataplaneClient, w io.Wri
 
 var showRoutesCmd = &command{
 	path:     "show routes",
-	synopsis: []string{"show routes [--vrf N|--all]"},
+	synopsis: []string{"show routes [--vrf N|--all] [--source static|bgp]"},
 	help: `Lists the routes of VRF 0, of VRF N, or of all VRFs; an ECMP route prints one
 row per next hop. Sorted by VRF and prefix.
 
 flags:
-  --vrf N   VRF to list (default 0)
-  --all     list every VRF
+  --vrf N                VRF to list (default 0)
+  --all                  list every VRF
+  --source static|bgp    list every route of that source, also those that do not
+                         forward because another source's route of the prefix wins
+                         (a recursive one then shows no resolved: rows); without it,
+                         the route that forwards for each prefix
 `,
 	parse: func(args []string) (action, error) {
 		req, err := parseShowRoutes(args)
@@ -132,6 +136,7 @@ func parseShowRoutes(args []string) (*vecnetv1.ListRoutesRequest, error) {
 	fs := newFlagSet("show routes")
 	vrf := uint32Flag(fs, "vrf", "")
 	all := fs.Bool("all", false, "")
+	source := fs.String("source", "", "")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return nil, err
@@ -144,7 +149,10 @@ func parseShowRoutes(args []string) (*vecnetv1.ListRoutesRequest, error) {
 	if vrfSet && *all {
 		return nil, usagef("--vrf and --all are mutually exclusive")
 	}
-	return &vecnetv1.ListRoutesRequest{Vrf: *vrf, AllVrfs: *all}, nil
+	if err := checkRouteSource(*source); err != nil {
+		return nil, err
+	}
+	return &vecnetv1.ListRoutesRequest{Vrf: *vrf, AllVrfs: *all, Source: *source}, nil
 }
 
 // comparePrefixes orders IPv4 before IPv6, then by address and length;

@@ -297,12 +297,27 @@ func (s *Server) DeleteRoutes(ctx context.Context, r *vecnetv1.RoutesRequest) (*
 	return &vecnetv1.RoutesResponse{Count: uint32(len(routes))}, nil
 }
 
+// ListRoutes streams the winning route of every prefix or, with a source,
+// every entry of that source (winning or not).
 func (s *Server) ListRoutes(r *vecnetv1.ListRoutesRequest, stream vecnetv1.Dataplane_ListRoutesServer) error {
+	var src tables.Source
+	if r.GetSource() != "" {
+		var err error
+		if src, err = parseRouteSource("source", r.GetSource(), false); err != nil {
+			return err
+		}
+	}
 	names := map[uint32]string{}
 	for _, ifc := range s.d.Tables.Interfaces() {
 		names[ifc.Index] = ifc.Name
 	}
-	for _, ri := range s.d.Tables.Routes(r.GetVrf(), r.GetAllVrfs()) {
+	var routes []tables.RouteInfo
+	if r.GetSource() == "" {
+		routes = s.d.Tables.Routes(r.GetVrf(), r.GetAllVrfs())
+	} else {
+		routes = s.d.Tables.SourceRoutes(r.GetVrf(), r.GetAllVrfs(), src)
+	}
+	for _, ri := range routes {
 		out := &vecnetv1.Route{Prefix: ri.Prefix.String(), Vrf: ri.VRF, Source: ri.Source.String()}
 		for _, p := range ri.Paths {
 			nh := &vecnetv1.NextHop{Interface: names[p.Interface], Weight: p.Weight}

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // newTestAPI starts a daemon with one worker and serves its API over an
 // in-memory connection. It creates no kernel interfaces; tests that need
 // an interface register one directly in the tables (fakeInterface).
-func newTestAPI(t *testing.T) (vecnetv1.DataplaneClient, *Daemon) {
+func newTestAPI(t testing.TB) (vecnetv1.DataplaneClient, *Daemon) {
 	t.Helper()
 	d, err := New(Config{Workers: 1})
 	if err != nil {
@@ -73,7 +73,7 @@ func newTestAPI(t *testing.T) (vecnetv1.DataplaneClient, *Daemon) {
 
 // fakeInterface registers a dataplane interface with no kernel device
 // behind it (no TxFDs): enough for routes to resolve.
-func fakeInterface(t *testing.T, d *Daemon, name string, kind tables.InterfaceKind, vrf uint32, addrs ...string) uint32 {
+func fakeInterface(t testing.TB, d *Daemon, name string, kind tables.InterfaceKind, vrf uint32, addrs ...string) uint32 {
 	t.Helper()
 	idx, err := d.Tables.AddInterface(tables.Interface{Name: name, Kind: kind, MTU: 1500, VRF: vrf, MAC: [6]byte{2, 0, 0, 0, 0, 1}})
 	if err != nil {
@@ -87,7 +87,7 @@ func fakeInterface(t *testing.T, d *Daemon, name string, kind tables.InterfaceKi
 	return idx
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c

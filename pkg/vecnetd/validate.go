@@ -210,7 +210,11 @@ func parseRoutes(rs []*vecnetv1.Route, forDelete bool, ifIndex ifResolver) ([]ta
 		if err != nil {
 			return nil, err
 		}
-		tr := tables.Route{Prefix: p, VRF: r.GetVrf(), Source: tables.SourceStatic}
+		src, err := parseRouteSource(f+".source", r.GetSource(), true)
+		if err != nil {
+			return nil, err
+		}
+		tr := tables.Route{Prefix: p, VRF: r.GetVrf(), Source: src}
 		if !forDelete && len(r.GetNextHops()) == 0 {
 			return nil, invalid(f+".next_hops", "at least one next hop (via IP or dev NAME) is required")
 		}
@@ -279,6 +283,23 @@ func parseRoutes(rs []*vecnetv1.Route, forDelete bool, ifIndex ifResolver) ([]ta
 		out = append(out, tr)
 	}
 	return out, nil
+}
+
+// parseRouteSource maps the sources API callers own to the tables': "static"
+// and "bgp", and with empty true also "" (static); the dataplane's own
+// sources ("connected", "uplink", ...) are not theirs to write.
+func parseRouteSource(field, s string, empty bool) (tables.Source, error) {
+	switch s {
+	case "static":
+		return tables.SourceStatic, nil
+	case "bgp":
+		return tables.SourceBGP, nil
+	case "":
+		if empty {
+			return tables.SourceStatic, nil
+		}
+	}
+	return 0, invalid(field, "%q: want static or bgp", s)
 }
 
 // DefaultVNI is the VXLAN network identifier used when a route names

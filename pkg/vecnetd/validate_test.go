@@ -215,6 +215,15 @@ func TestParseRoutes(t *testing.T) {
 			false, []tables.Route{{Prefix: p("10.0.0.0/8"), Source: tables.SourceStatic, Paths: manyPaths(64)}}},
 		{"delete without next hops", []*vecnetv1.Route{{Prefix: "10.0.0.0/8", Vrf: 2}, {Prefix: "::/0"}},
 			true, []tables.Route{{Prefix: p("10.0.0.0/8"), VRF: 2, Source: tables.SourceStatic}, {Prefix: p("::/0"), Source: tables.SourceStatic}}},
+		{"sources", []*vecnetv1.Route{
+			{Prefix: "10.0.0.0/8", Source: "bgp", NextHops: []*vecnetv1.NextHop{nh("192.168.1.1", "", 0)}},
+			{Prefix: "10.0.0.0/8", Source: "static", NextHops: []*vecnetv1.NextHop{nh("192.168.1.2", "", 0)}},
+		}, false, []tables.Route{
+			{Prefix: p("10.0.0.0/8"), Source: tables.SourceBGP, Paths: []tables.Path{{NextHop: a("192.168.1.1"), Weight: 1}}},
+			{Prefix: p("10.0.0.0/8"), Source: tables.SourceStatic, Paths: []tables.Path{{NextHop: a("192.168.1.2"), Weight: 1}}},
+		}},
+		{"delete bgp", []*vecnetv1.Route{{Prefix: "10.0.0.0/8", Source: "bgp"}, {Prefix: "::/0", Source: "static"}},
+			true, []tables.Route{{Prefix: p("10.0.0.0/8"), Source: tables.SourceBGP}, {Prefix: p("::/0"), Source: tables.SourceStatic}}},
 	}
 	for _, c := range valid {
 		t.Run(c.name, func(t *testing.T) {
@@ -261,6 +270,9 @@ func TestParseRoutes(t *testing.T) {
 		{"unknown interface on delete", []*vecnetv1.Route{r("10.0.0.0/8", nh("", "eth9", 0))}, true, "routes[0].next_hops[0].interface"},
 		{"weight", []*vecnetv1.Route{r("10.0.0.0/8", nh("10.0.0.1", "", 1001))}, false, "routes[0].next_hops[0].weight"},
 		{"65 next hops", []*vecnetv1.Route{{Prefix: "10.0.0.0/8", NextHops: many(65)}}, false, "routes[0].next_hops"},
+		{"source connected", []*vecnetv1.Route{ok, {Prefix: "10.0.0.0/8", Source: "connected", NextHops: []*vecnetv1.NextHop{nh("10.0.0.1", "", 0)}}}, false, "routes[1].source"},
+		{"source case", []*vecnetv1.Route{{Prefix: "10.0.0.0/8", Source: "BGP", NextHops: []*vecnetv1.NextHop{nh("10.0.0.1", "", 0)}}}, false, "routes[0].source"},
+		{"source on delete", []*vecnetv1.Route{{Prefix: "10.0.0.0/8", Source: "uplink"}}, true, "routes[0].source"},
 	}
 	for _, c := range invalid {
 		t.Run(c.name, func(t *testing.T) {

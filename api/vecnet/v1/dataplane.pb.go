@@ -946,7 +946,16 @@ type Route struct {
 	Vrf    uint32                 `protobuf:"varint,2,opt,name=vrf,proto3" json:"vrf,omitempty"`
 	// More than one next hop is ECMP: packets are spread by a 5-tuple flow hash.
 	NextHops []*NextHop `protobuf:"bytes,3,rep,name=next_hops,json=nextHops,proto3" json:"next_hops,omitempty"`
-	// Read only: how the route was made ("static", "connected", "local", "host").
+	// Who owns the route. AddRoutes and DeleteRoutes take "static" (also
+	// the empty string) or "bgp" (vecnet-agent's BGP speaker); anything else
+	// is an InvalidArgument on routes[i].source. The two are separate entries
+	// of a prefix: adding or deleting one never touches the other, and when
+	// both exist the static one forwards. DeleteRoutes removes only the entry
+	// of the given source (NotFound when that source has none).
+	// ListRoutes also reports the dataplane's own sources: "local",
+	// "connected", "host", "neighbor", "node" and "uplink". The order in
+	// which sources win a prefix is local, node, connected, host, static,
+	// bgp, uplink, neighbor.
 	Source        string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1101,8 +1110,14 @@ func (x *RoutesResponse) GetCount() uint32 {
 type ListRoutesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Zero lists VRF 0; set all_vrfs for every table.
-	Vrf           uint32 `protobuf:"varint,1,opt,name=vrf,proto3" json:"vrf,omitempty"`
-	AllVrfs       bool   `protobuf:"varint,2,opt,name=all_vrfs,json=allVrfs,proto3" json:"all_vrfs,omitempty"`
+	Vrf     uint32 `protobuf:"varint,1,opt,name=vrf,proto3" json:"vrf,omitempty"`
+	AllVrfs bool   `protobuf:"varint,2,opt,name=all_vrfs,json=allVrfs,proto3" json:"all_vrfs,omitempty"`
+	// Empty lists the route that forwards for each prefix. "static" or "bgp"
+	// lists every entry of that source instead, whether it forwards or
+	// another source's entry of its prefix wins (then a recursive route shows
+	// no "resolved:" next hops). Anything else is an InvalidArgument on
+	// source.
+	Source        string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1149,6 +1164,13 @@ func (x *ListRoutesRequest) GetAllVrfs() bool {
 		return x.AllVrfs
 	}
 	return false
+}
+
+func (x *ListRoutesRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 type Neighbor struct {
@@ -2578,10 +2600,11 @@ const file_vecnet_v1_dataplane_proto_rawDesc = "" +
 	"\rRoutesRequest\x12(\n" +
 	"\x06routes\x18\x01 \x03(\v2\x10.vecnet.v1.RouteR\x06routes\"&\n" +
 	"\x0eRoutesResponse\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\rR\x05count\"@\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\"X\n" +
 	"\x11ListRoutesRequest\x12\x10\n" +
 	"\x03vrf\x18\x01 \x01(\rR\x03vrf\x12\x19\n" +
-	"\ball_vrfs\x18\x02 \x01(\bR\aallVrfs\"`\n" +
+	"\ball_vrfs\x18\x02 \x01(\bR\aallVrfs\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\"`\n" +
 	"\bNeighbor\x12\x1c\n" +
 	"\tinterface\x18\x01 \x01(\tR\tinterface\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x10\n" +

@@ -176,16 +176,12 @@ func sameRoute(a, b *Route) bool {
 	return slices.Equal(a.Paths, b.Paths)
 }
 
-// RoutesOf lists the routes of one source in VRF 0 (for tests and show).
+// RoutesOf lists the routes of one source in VRF 0 (for tests and show),
+// winning or not; SourceRoutes does the same for any VRF.
 func (w *Writer) RoutesOf(src Source) []Route {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	var out []Route
-	for _, rs := range w.vrfs[0].routes {
-		if r := rs.by[src]; r != nil {
-			out = append(out, *r)
-		}
+	for _, ri := range w.SourceRoutes(0, false, src) {
+		out = append(out, ri.Route)
 	}
-	slices.SortFunc(out, func(a, b Route) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 	return out
 }

@@ -33,14 +33,33 @@ const (
 	// addresses: the uplink's subnets, the pod prefixes (dropped unless a
 	// more specific route exists) and the default routes to the host.
 	SourceUplink
+	// SourceBGP is the API's second source, owned by vecnet-agent's BGP
+	// speaker: its learned routes live beside the static ones of the same
+	// prefix (static wins) and beat the uplink manager's fallbacks.
+	SourceBGP
 	numSources
 )
 
-var sourcePriority = [numSources]Source{SourceLocal, SourceNode, SourceConnected, SourceHost, SourceStatic, SourceUplink, SourceNeighbor}
+var sourcePriority = [numSources]Source{SourceLocal, SourceNode, SourceConnected, SourceHost, SourceStatic, SourceBGP, SourceUplink, SourceNeighbor}
 
-var sourceNames = [...]string{"static", "local", "connected", "host", "neighbor", "node", "uplink"}
+var sourceNames = [numSources]string{"static", "local", "connected", "host", "neighbor", "node", "uplink", "bgp"}
 
-func (s Source) String() string { return sourceNames[s] }
+func (s Source) String() string {
+	if s >= numSources {
+		return fmt.Sprintf("source(%d)", uint8(s))
+	}
+	return sourceNames[s]
+}
+
+// ParseSource returns the source named s (as String prints it).
+func ParseSource(s string) (Source, bool) {
+	for i, n := range sourceNames {
+		if n == s {
+			return Source(i), true
+		}
+	}
+	return 0, false
+}
 
 // Path is one next hop of a route.
 type Path struct {
@@ -523,7 +542,10 @@ func (e *RouteError) Unwrap() error { return e.Err }
 
 // AddRoutes installs routes (source static unless set) as one version. If
 // any route cannot be installed nothing changes and a *RouteError says
-// which.
+// which. A route replaces its own source's entry of the prefix only; the
+// other sources' entries stay, and the one first in sourcePriority
+// forwards. An entry that does not win is not resolved, so a bad next hop
+// in it is only noticed when it comes to win (it then drops).
 func (w *Writer) AddRoutes(routes []Route) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -553,14 +575,16 @@ func (w *Writer) AddRoutes(routes []Route) error {
 		r.Prefix = r.Prefix.Masked()
 		r.Paths = slices.Clone(r.Paths)
 		tx.set(v, r.Prefix, r.Source, &r)
-		tx.batchIndex[routeKey{r.VRF, r.Prefix}] = i
+		tx.batchIndex[routeKey{r.VRF, r.Prefix, r.Source}] = i
 	}
 	return tx.commit()
 }
 
 // DeleteRoutes removes routes of the given source (static unless set) by
-// prefix; paths are ignored. Deleting a missing route is an error so that
-// scripts notice typos; the whole batch is then left untouched.
+// prefix; paths are ignored, and other sources' entries of the prefix are
+// left alone (the best remaining one then forwards). Deleting a missing
+// route (no entry of that source) is an error so that scripts notice
+// typos; the whole batch is then left untouched.
 func (w *Writer) DeleteRoutes(routes []Route) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -630,6 +654,20 @@ type RouteInfo struct {
 // Routes lists the winning route of every prefix of a VRF (all VRFs when
 // all), sorted by VRF, family and prefix.
 func (w *Writer) Routes(vrf uint32, all bool) []RouteInfo {
+	return w.listRoutes(vrf, all, (*routeSet).best)
+}
+
+// SourceRoutes lists the entries of one source in a VRF (all VRFs when
+// all), whether or not they win their prefix, sorted like Routes. Resolved
+// is filled in only for the entries that win (the others do not forward).
+func (w *Writer) SourceRoutes(vrf uint32, all bool, src Source) []RouteInfo {
+	if src >= numSources {
+		return nil
+	}
+	return w.listRoutes(vrf, all, func(rs *routeSet) *Route { return rs.by[src] })
+}
+
+func (w *Writer) listRoutes(vrf uint32, all bool, pick func(*routeSet) *Route) []RouteInfo {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []RouteInfo
@@ -638,12 +676,12 @@ func (w *Writer) Routes(vrf uint32, all bool) []RouteInfo {
 			continue
 		}
 		for _, rs := range v.routes {
-			r := rs.best()
+			r := pick(rs)
 			if r == nil {
 				continue
 			}
 			ri := RouteInfo{Route: *r}
-			if rs.lb != 0 {
+			if rs.lb != 0 && r == rs.best() {
 				for _, a := range w.lbs[rs.lb].adjs {
 					ri.Resolved = append(ri.Resolved, w.adjs[a].adj)
 				}
@@ -749,9 +787,12 @@ func (w *Writer) refreshAdjs(ifIndex uint32, ip netip.Addr) {
 
 // ---- transactions ----
 
+// routeKey names one entry of a route set: a batch's route is only to
+// blame for a resolution failure when it is the entry that wins.
 type routeKey struct {
 	vrf    uint32
 	prefix netip.Prefix
+	src    Source
 }
 
 type journalEntry struct {
@@ -890,7 +931,11 @@ func (t *tx) commit() error {
 			}
 			adjs, err := t.resolveRoute(v, r, 0)
 			if err != nil {
-				if i, ok := t.batchIndex[routeKey{v.id, p}]; ok {
+				// Only the batch's own route fails the batch: another
+				// source's entry winning the prefix (a static route that
+				// stopped resolving, above a BGP one being added) keeps
+				// dropping as before.
+				if i, ok := t.batchIndex[routeKey{v.id, p, r.Source}]; ok {
 					for _, mm := range append(slices.Collect(maps.Values(newLBs)), m) {
 						for _, as := range mm {
 							for _, a := range as {
