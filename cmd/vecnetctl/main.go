@@ -109,6 +109,8 @@ type command struct {
 	// parse parses the arguments after the command words. It returns
 	// flag.ErrHelp for -h and a *usageError for a bad command line.
 	parse func(args []string) (action, error)
+	// noVecnetd: the command talks to another server (show bgp), not vecnetd.
+	noVecnetd bool
 }
 
 func (c *command) usage() string {
@@ -152,6 +154,7 @@ var commands = []*command{
 	showErrorsCmd,
 	showRuntimeCmd,
 	showVrfsCmd,
+	showBgpCmd,
 	traceAddCmd,
 	traceShowCmd,
 	traceClearCmd,
@@ -301,6 +304,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial dial
 		}
 		fmt.Fprintf(stderr, "vecnetctl: %v\n", err)
 		return 1
+	}
+	if cmd.noVecnetd {
+		dial = noVecnetd
 	}
 	conn, closer, err := dial(socket)
 	if err != nil {
