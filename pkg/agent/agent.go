@@ -63,6 +63,7 @@ type Agent struct {
 	vecnetdStart time.Time // to notice vecnetd's restarts
 
 	routes routeState // routes.go
+	bgp    bgpState   // bgp.go
 }
 
 // Work items of the reconciler's queue. Items are coarse (the whole set of
@@ -168,6 +169,44 @@ func (a *Agent) Run(ctx context.Context) error {
 	_, _ = factory.Core().V1().Nodes().Informer().AddEventHandler(a.routeEventHandler(nodeAddrSig))
 	a.pools = poolInf.Lister()
 	a.blocks = blockInf.Lister()
+	synced := []cache.InformerSynced{pods.Informer().HasSynced,
+		factory.Core().V1().Namespaces().Informer().HasSynced, factory.Core().V1().Nodes().Informer().HasSynced,
+		poolInf.Informer().HasSynced, blockInf.Informer().HasSynced}
+	if a.cfg.BGP {
+		for _, r := range []struct {
+			gvr schema.GroupVersionResource
+			l   *cache.GenericLister
+		}{{gvrBGPConfigurations, &a.bgp.configs}, {gvrBGPPeers, &a.bgp.peers}, {gvrBGPFilters, &a.bgp.filters}} {
+			inf := crdFactory.ForResource(r.gvr)
+			_, _ = inf.Informer().AddEventHandler(a.bgpEventHandler())
+			*r.l = inf.Lister()
+			synced = append(synced, inf.Informer().HasSynced)
+		}
+		// Pools (encapsulation of learned routes), blocks (what this node
+		// advertises) and nodes (peers, AS numbers, labels).
+		_, _ = poolInf.Informer().AddEventHandler(enqueue(workBGPRoutes))
+		_, _ = blockInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { a.queue.Add(workBGP) },
+			UpdateFunc: func(o, n any) {
+				if blockSig(o) != blockSig(n) {
+					a.queue.Add(workBGP)
+				}
+			},
+			DeleteFunc: func(any) { a.queue.Add(workBGP) },
+		})
+		_, _ = factory.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { a.queue.Add(workBGP) },
+			UpdateFunc: func(o, n any) {
+				if nodeBGPSig(o) != nodeBGPSig(n) {
+					a.queue.Add(workBGP)
+				}
+			},
+			DeleteFunc: func(any) { a.queue.Add(workBGP) },
+		})
+		if err := a.startBGP(ctx); err != nil {
+			return err
+		}
+	}
 	podFactory.Start(ctx.Done())
 	factory.Start(ctx.Done())
 	crdFactory.Start(ctx.Done())
@@ -184,16 +223,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	go func() {
-		synced := cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced,
-			factory.Core().V1().Namespaces().Informer().HasSynced, factory.Core().V1().Nodes().Informer().HasSynced,
-			poolInf.Informer().HasSynced, blockInf.Informer().HasSynced)
-		if synced {
+		if cache.WaitForCacheSync(ctx.Done(), synced...) {
 			a.ready.set("informers", nil)
 			slog.Info("informers synced")
 			a.queue.Add(workGC)
 			a.queue.Add(workPools)
 			a.queue.Add(workRestore)
 			a.queue.Add(workRoutes)
+			if a.cfg.BGP {
+				a.queue.Add(workBGP)
+			}
 		}
 	}()
 	go wait.UntilWithContext(ctx, a.watchVecnetd, 2*time.Second)
@@ -201,6 +240,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.queue.Add(workGC)
 		a.queue.Add(workPools)
 		a.queue.Add(workRoutes) // resync: routes changed behind the agent's back
+		if a.cfg.BGP {
+			a.queue.Add(workBGP) // and secrets, which are not watched
+			a.queue.Add(workBGPRoutes)
+		}
 	}, a.cfg.GCInterval)
 	go func() { <-ctx.Done(); a.queue.ShutDown() }()
 	slog.Info("vecnet-agent running", "node", a.cfg.NodeName, "cni_socket", a.cfg.CNISocket, "vecnetd_socket", a.cfg.VecnetdSocket)
@@ -226,6 +269,7 @@ func (a *Agent) watchVecnetd(ctx context.Context) {
 		// and its pod prefixes and routes to the other nodes.
 		a.queue.Add(workRestore)
 		a.queue.Add(workRoutes)
+		a.queue.Add(workBGPRoutes)
 	}
 	if err == nil {
 		a.checkUplinks(cctx)
@@ -276,6 +320,10 @@ func (a *Agent) processNext(ctx context.Context) bool {
 		err = a.reconcileRoutes(ctx)
 	case workRestore:
 		err = a.restorePods(ctx)
+	case workBGP:
+		err = a.reconcileBGP(ctx)
+	case workBGPRoutes:
+		err = a.reconcileBGPRoutes(ctx)
 	}
 	if err != nil {
 		slog.Warn("reconcile failed; will retry", "item", item, "err", err)

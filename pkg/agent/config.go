@@ -32,6 +32,10 @@ import (
 //	--routes             VECNET_ROUTES               true: set vecnetd's pod prefixes and route other nodes' blocks (routes.go)
 //	--vxlan-vni          VECNET_VXLAN_VNI            4096 VNI of the routes to VXLAN pools' blocks (Calico's default)
 //	--extra-pod-prefixes VECNET_EXTRA_POD_PREFIXES   ""   comma-separated prefixes added to the pools' CIDRs in vecnetd's pod prefixes (e.g. service CIDRs)
+//	--bgp                VECNET_BGP                  false: route with BGP (embedded GoBGP, Calico's BGP resources; bgp.go)
+//	--bgp-api-address    VECNET_BGP_API_ADDRESS      127.0.0.1:50051 GoBGP's gRPC API (for the gobgp CLI and vecnetctl show bgp); empty disables
+//	--bgp-hold-time      VECNET_BGP_HOLD_TIME        90s BGP hold time (RFC 4271 section 4.2); keepalives every third of it
+//	--bgp-secret-namespace VECNET_BGP_SECRET_NAMESPACE  kube-system (or POD_NAMESPACE) namespace of the Secrets BGP passwords name
 //	--log-level          VECNET_LOG_LEVEL            info
 type Config struct {
 	NodeName       string
@@ -49,6 +53,12 @@ type Config struct {
 	Routes           bool
 	VXLANVNI         uint32
 	ExtraPodPrefixes []netip.Prefix
+	// BGP: other nodes' routes come from BGP (bgp.go), not from the
+	// IPAM blocks (routes.go keeps only the pod prefixes).
+	BGP                bool
+	BGPAPIAddress      string
+	BGPHoldTime        time.Duration
+	BGPSecretNamespace string
 }
 
 // ParseConfig reads flags (args without the program name) over environment
@@ -97,6 +107,18 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		vni, err = strconv.ParseUint(s, 10, 32)
 		return err
 	})
+	useBGP, err := strconv.ParseBool(env("VECNET_BGP", "false"))
+	if err != nil {
+		return c, fmt.Errorf("VECNET_BGP: %v", err)
+	}
+	fs.BoolVar(&c.BGP, "bgp", useBGP, "route other nodes' pods with BGP: an embedded GoBGP speaker configured by Calico's BGPConfiguration, BGPPeer and BGPFilter")
+	fs.StringVar(&c.BGPAPIAddress, "bgp-api-address", env("VECNET_BGP_API_ADDRESS", "127.0.0.1:50051"), "address of GoBGP's gRPC API (gobgp CLI, vecnetctl show bgp); empty: off")
+	hold, err := time.ParseDuration(env("VECNET_BGP_HOLD_TIME", "90s"))
+	if err != nil {
+		return c, fmt.Errorf("VECNET_BGP_HOLD_TIME: %v", err)
+	}
+	fs.DurationVar(&c.BGPHoldTime, "bgp-hold-time", hold, "BGP hold time; a silent peer's routes are withdrawn after it")
+	fs.StringVar(&c.BGPSecretNamespace, "bgp-secret-namespace", env("VECNET_BGP_SECRET_NAMESPACE", env("POD_NAMESPACE", "kube-system")), "namespace of the Secrets that BGP passwords (secretKeyRef) name")
 	extra := env("VECNET_EXTRA_POD_PREFIXES", "")
 	fs.StringVar(&extra, "extra-pod-prefixes", extra, "comma-separated prefixes that vecnetd's pod prefixes hold besides the IPPools' CIDRs (e.g. the service CIDRs)")
 	if err := fs.Parse(args); err != nil {
@@ -132,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.MTU != 0 && (c.MTU < 1280 || c.MTU > 65535) {
 		errs = append(errs, fmt.Errorf("--mtu %d must be in [1280, 65535] (IPv6 needs 1280)", c.MTU))
+	}
+	if c.BGP && (c.BGPHoldTime < 3*time.Second || c.BGPHoldTime > 65535*time.Second) {
+		errs = append(errs, fmt.Errorf("--bgp-hold-time %s must be in [3s, 65535s] (RFC 4271 section 4.2)", c.BGPHoldTime))
 	}
 	if c.GCInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--gc-interval %s is shorter than 1s", c.GCInterval))

@@ -174,6 +174,8 @@ type routeInputs struct {
 	blocks  []blockRef
 	uplinks []netip.Prefix // this node's uplink addresses with their prefix lengths
 	vni     uint32
+	// byBGP: other nodes' blocks are routed by BGP (bgp.go), not here.
+	byBGP bool
 }
 
 // routePlan is the outcome of planRoutes.
@@ -310,6 +312,9 @@ func cmpOr(v, def uint32) uint32 {
 // addresses.
 func planRoutes(in *routeInputs) routePlan {
 	plan := routePlan{routes: map[netip.Prefix]wantRoute{}}
+	if in.byBGP {
+		return plan
+	}
 	skip := func(p netip.Prefix, node, reason string) {
 		plan.skipped = append(plan.skipped, skippedBlock{prefix: p, node: node, reason: reason})
 	}
@@ -550,7 +555,7 @@ func (a *Agent) checkUplinks(ctx context.Context) {
 
 // routeInputs reads the informers' caches and vecnetd's uplinks.
 func (a *Agent) routeInputs(ctx context.Context) (*routeInputs, error) {
-	in := &routeInputs{self: a.cfg.NodeName, nodes: map[string]nodeAddr{}, vni: a.cfg.VXLANVNI}
+	in := &routeInputs{self: a.cfg.NodeName, nodes: map[string]nodeAddr{}, vni: a.cfg.VXLANVNI, byBGP: a.cfg.BGP}
 	pools, err := a.pools.List(labels.Everything())
 	if err != nil {
 		return nil, err

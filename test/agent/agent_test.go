@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -65,9 +66,17 @@ type cluster struct {
 	metrics  string
 	agent    *exec.Cmd
 	agentLog *lockedBuf
-	cni      *libcni.CNIConfig
-	conf     *libcni.NetworkConfigList
-	ids      []string // container ids of this cluster's pods
+	// agentDone is closed when the agent process has exited.
+	agentDone chan struct{}
+	cni       *libcni.CNIConfig
+	conf      *libcni.NetworkConfigList
+	ids       []string // container ids of this cluster's pods
+	// netns runs the agent in a node's network namespace (its host
+	// network), with kubeconfig reaching the API server from there and
+	// agentFlags added; empty: the test's namespace, env.Kubeconfig.
+	netns      string
+	kubeconfig string
+	agentFlags []string
 }
 
 type lockedBuf struct {
@@ -155,6 +164,44 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
+// nsHTTPGet GETs url from network namespace ns ("" = the test's).
+func nsHTTPGet(ns, url string) (int, string, error) {
+	if ns == "" {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	var conn net.Conn
+	// The socket is made inside ns and used from here.
+	if err := netlab.Do(ns, func() (err error) {
+		conn, err = net.DialTimeout("tcp", req.URL.Host, 2*time.Second)
+		return err
+	}); err != nil {
+		return 0, "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		return 0, "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -167,14 +214,20 @@ func freeAddr(t *testing.T) string {
 func (c *cluster) startAgent() {
 	c.t.Helper()
 	c.agentLog = &lockedBuf{}
-	cmd := exec.Command(filepath.Join(c.bin, "vecnet-agent"), "--node-name", c.node, "--kubeconfig", c.env.Kubeconfig,
-		"--vecnetd-socket", c.v.Socket, "--cni-socket", c.cniSock, "--health-addr", c.health, "--metrics-addr", c.metrics, "--gc-interval", agentGCInterval, "--log-level", cmp.Or(os.Getenv("VECNET_AGENT_LOG"), "info"))
+	argv := []string{filepath.Join(c.bin, "vecnet-agent"), "--node-name", c.node, "--kubeconfig", cmp.Or(c.kubeconfig, c.env.Kubeconfig),
+		"--vecnetd-socket", c.v.Socket, "--cni-socket", c.cniSock, "--health-addr", c.health, "--metrics-addr", c.metrics, "--gc-interval", agentGCInterval, "--log-level", cmp.Or(os.Getenv("VECNET_AGENT_LOG"), "info")}
+	argv = append(argv, c.agentFlags...)
+	if c.netns != "" {
+		argv = append([]string{"ip", "netns", "exec", c.netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = c.agentLog, c.agentLog
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
 	c.agent = cmd
 	done := make(chan struct{})
+	c.agentDone = done
 	go func() { _ = cmd.Wait(); close(done) }()
 	c.t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -189,12 +242,8 @@ func (c *cluster) startAgent() {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + c.health + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if code, _, err := nsHTTPGet(c.netns, "http://"+c.health+"/readyz"); err == nil && code == 200 {
+			return
 		}
 		select {
 		case <-done:

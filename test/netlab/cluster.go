@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vishvananda/netns"
@@ -20,6 +21,8 @@ import (
 type Cluster struct {
 	Underlay string // namespace with the bridge br0
 	Nodes    []*Node
+
+	proxyOnce sync.Once // Proxy's address on br0
 }
 
 // Node is one node of a Cluster.
