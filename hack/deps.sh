@@ -11,6 +11,7 @@ have iperf3   || need+=(iperf3)
 have tcpdump  || need+=(tcpdump)
 have trafgen  || need+=(netsniff-ng)
 have make     || need+=(make)
+have bird     || need+=(bird2)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

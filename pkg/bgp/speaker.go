@@ -244,6 +244,9 @@ func (s *Speaker) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopLocked(context.Background())
+	// srv.Stop stops BGP again (an error log, since it is stopped: the
+	// graceful stop above had to come first) and then the gRPC API.
+	s.lvl.Set(slog.LevelError + 1)
 	s.srv.Stop()
 }
 

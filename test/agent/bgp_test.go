@@ -136,7 +136,7 @@ func bgpRoutes(v *netlab.Vecnetd) (map[string]string, string) {
 }
 
 // waitBGPRoutes waits until each node's bgp routes include want(node)
-// and none of absent(node).
+// (prefix -> via, "*" for any) and none of absent(node).
 func (b *bgpLab) waitBGPRoutes(what string, nodes []*routeNode, timeout time.Duration, want func(n *routeNode) map[string]string, absent func(n *routeNode) []string) time.Duration {
 	b.t.Helper()
 	start := time.Now()
@@ -146,7 +146,7 @@ func (b *bgpLab) waitBGPRoutes(what string, nodes []*routeNode, timeout time.Dur
 			got, raw := bgpRoutes(n.v)
 			ok := true
 			for p, via := range want(n) {
-				if got[p] != via {
+				if g, there := got[p]; !there || (via != "*" && g != via) {
 					ok = false
 				}
 			}
