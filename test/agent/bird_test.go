@@ -7,8 +7,8 @@ package agent
 
 import (
 	"fmt"
-	"os"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
