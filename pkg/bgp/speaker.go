@@ -83,15 +83,37 @@ func NewSpeaker(o Options) *Speaker {
 	if log == nil {
 		log = slog.Default()
 	}
+	// GoBGP logs through a handler that also honours lvl (Calico's
+	// logSeverityScreen): the LevelVar GoBGP takes only serves its own
+	// SetLogLevel API.
 	lvl := &slog.LevelVar{}
-	lvl.Set(slog.LevelWarn)
-	opts := []server.ServerOption{server.LoggerOption(log.With("component", "gobgp"), lvl)}
+	lvl.Set(slog.LevelInfo)
+	glog := slog.New(levelHandler{log.Handler(), lvl}).With("component", "gobgp")
+	opts := []server.ServerOption{server.LoggerOption(glog, lvl)}
 	if o.APIAddress != "" {
 		opts = append(opts, server.GrpcListenAddress(o.APIAddress))
 	}
 	s := &Speaker{o: o, log: log, lvl: lvl, srv: server.NewBgpServer(opts...), peers: map[netip.Addr]Peer{}, origins: map[netip.Prefix]origin{}}
 	go s.srv.Serve()
 	return s
+}
+
+// levelHandler drops records below a level.
+type levelHandler struct {
+	slog.Handler
+	lvl *slog.LevelVar
+}
+
+func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.lvl.Level() && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelHandler{h.Handler.WithAttrs(a), h.lvl}
+}
+
+func (h levelHandler) WithGroup(name string) slog.Handler {
+	return levelHandler{h.Handler.WithGroup(name), h.lvl}
 }
 
 // Apply makes the server's configuration cfg. A change of AS, router ID,
