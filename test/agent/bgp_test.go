@@ -6,6 +6,8 @@ package agent
 
 import (
 	"bytes"
+	"os"
+	"os/exec"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -220,6 +222,13 @@ func TestBGPMesh(t *testing.T) {
 		t.Fatalf("vecnetctl show bgp on node1: %v\n%s", err, out)
 	}
 
+	// GoBGP's own CLI, as operators use it (hack/test.sh installs it).
+	if cli := gobgpCLI(); cli == "" {
+		t.Log("gobgp CLI not installed (hack/test.sh installs it in bin/): not checked")
+	} else if out, err := netlab.InNetns(b.nodes[0].nd.NS, cli, "neighbor"); err != nil || strings.Count(out, "Establ") != 4 {
+		t.Fatalf("gobgp neighbor on node1: %v\n%s", err, out)
+	}
+
 	// Graceful restart: node2's agent stops and comes back while node1's
 	// pod pings node2's pod every 20 ms. No reply may be lost: node1 keeps
 	// node2's routes (GoBGP helper mode), node2's vecnetd keeps its own.
@@ -254,6 +263,17 @@ func TestBGPMesh(t *testing.T) {
 	delete(b.pods, n3)
 	b.pingAll("after node3 was removed")
 }
+
+// gobgpCLI finds GoBGP's CLI: bin/gobgp (hack/test.sh) or $PATH.
+func gobgpCLI() string {
+	if p := filepath.Join(repoRoot, "bin", "gobgp"); fileExists(p) {
+		return p
+	}
+	p, _ := exec.LookPath("gobgp")
+	return p
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func (b *bgpLab) holdTime() time.Duration { return 6 * time.Second }
 
