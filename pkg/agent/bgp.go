@@ -31,6 +31,7 @@ package agent
 //     every peer has sent End-of-RIB, or after the longest restart time.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -148,6 +149,7 @@ func (a *Agent) onBGPPeer(e bgp.PeerEvent) {
 	old := b.peersUp[e.Addr]
 	b.peersUp[e.Addr] = e.State
 	b.mu.Unlock()
+	a.updateSessionMetrics()
 	switch {
 	case e.State == "Established":
 		slog.Info("bgp: session established", "peer", e.Addr)
@@ -155,6 +157,21 @@ func (a *Agent) onBGPPeer(e bgp.PeerEvent) {
 		slog.Warn("bgp: session down", "peer", e.Addr, "state", e.State, "reason", e.Reason)
 	default:
 		slog.Debug("bgp: session state", "peer", e.Addr, "state", e.State, "reason", e.Reason)
+	}
+}
+
+// updateSessionMetrics counts the configured sessions by state (a peer
+// not heard of yet is Idle).
+func (a *Agent) updateSessionMetrics() {
+	b := &a.bgp
+	byState := map[string]int{"Established": 0, "Active": 0, "Connect": 0, "Idle": 0, "OpenSent": 0, "OpenConfirm": 0}
+	b.mu.Lock()
+	for p := range b.configured {
+		byState[cmp.Or(b.peersUp[p], "Idle")]++
+	}
+	b.mu.Unlock()
+	for st, n := range byState {
+		a.metrics.bgpSessions.WithLabelValues(st).Set(float64(n))
 	}
 }
 
@@ -351,6 +368,7 @@ func (a *Agent) reconcileBGP(ctx context.Context) error {
 		a.bgp.restartTime = max(a.bgp.restartTime, p.RestartTime)
 	}
 	a.bgp.mu.Unlock()
+	a.updateSessionMetrics()
 
 	origins, err := a.bgpOrigins(adv)
 	if err != nil {

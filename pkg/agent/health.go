@@ -28,6 +28,8 @@ type metrics struct {
 	remoteBlocks *prometheus.GaugeVec
 	routes       *prometheus.GaugeVec
 	routeErrors  prometheus.Counter
+	// bgpSessions: BGP sessions by state (bgp.go).
+	bgpSessions *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -57,7 +59,10 @@ func newMetrics() *metrics {
 	m.routeErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vecnet_route_errors_total", Help: "Route additions or deletions vecnetd refused (retried with backoff).",
 	})
-	m.reg.MustRegister(m.remoteBlocks, m.routes, m.routeErrors, m.requests, m.latency, m.poolSize, m.poolInUse, m.released,
+	m.bgpSessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "vecnet_bgp_sessions", Help: "BGP sessions of the node's speaker, by state (Established, Active, Idle, ...).",
+	}, []string{"state"})
+	m.reg.MustRegister(m.bgpSessions, m.remoteBlocks, m.routes, m.routeErrors, m.requests, m.latency, m.poolSize, m.poolInUse, m.released,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -222,6 +222,12 @@ func TestBGPMesh(t *testing.T) {
 		t.Fatalf("vecnetctl show bgp on node1: %v\n%s", err, out)
 	}
 
+	// Metrics: four sessions up (two peers, two families).
+	if _, body, err := nsHTTPGet(b.nodes[0].nd.NS, "http://"+b.nodes[0].metrics+"/metrics"); err != nil ||
+		!strings.Contains(body, `vecnet_bgp_sessions{state="Established"} 4`) || !strings.Contains(body, `vecnet_routes{encap="bgp"} 4`) {
+		t.Errorf("node1 metrics: %v; want 4 established sessions and 4 bgp routes:\n%s", err, grepLines(body, "vecnet_bgp_sessions", "vecnet_routes"))
+	}
+
 	// GoBGP's own CLI, as operators use it (hack/test.sh installs it).
 	if cli := gobgpCLI(); cli == "" {
 		t.Log("gobgp CLI not installed (hack/test.sh installs it in bin/): not checked")
@@ -271,6 +277,18 @@ func gobgpCLI() string {
 	}
 	p, _ := exec.LookPath("gobgp")
 	return p
+}
+
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
