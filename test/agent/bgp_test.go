@@ -6,9 +6,9 @@ package agent
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
