@@ -16,12 +16,16 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
+	"github.com/vecnet/vecnet/pkg/ipam"
 	"github.com/vecnet/vecnet/test/kubeenv"
 	"github.com/vecnet/vecnet/test/netlab"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 var (
@@ -379,4 +383,41 @@ func newCNI(t *testing.T, bin, sock string) (*libcni.CNIConfig, *libcni.NetworkC
 		t.Fatal(err)
 	}
 	return libcni.NewCNIConfig([]string{bin}, nil), conf
+}
+
+// TestBGPRestartSweepsStale: a route withdrawn while a node's agent was
+// down stays in that node's vecnetd through the restart (no gap for the
+// others) and is removed once every peer has sent End-of-RIB.
+func TestBGPRestartSweepsStale(t *testing.T) {
+	b := newBGPLab(t, 2, "{asNumber: 64512}", nil)
+	b.addPods()
+	b.waitBGPRoutes("mesh", b.nodes, 30*time.Second, b.meshWant(), nil)
+	n1, n2 := b.nodes[0], b.nodes[1]
+	stopAgent(t, n2, syscall.SIGTERM, 10*time.Second)
+
+	// node1's pod and blocks go while node2's agent is down.
+	gone := []string{blockOf(b.pods[n1].v4), blockOf(b.pods[n1].v6)}
+	n1.del(b.pods[n1])
+	delete(b.pods, n1)
+	s := runtime.NewScheme()
+	if err := v3.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	crc, err := client.New(b.env.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ipam.New(crc, ipam.Options{}).ReleaseAffinity(ctxTODO, n1.node); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if got, _ := bgpRoutes(n2.v); got[gone[0]] == "" {
+		t.Fatalf("node2's vecnetd lost node1's route while node2's agent was down: %v", got)
+	}
+	n2.startAgent()
+	b.waitBGPRoutes("stale routes swept after the restart", []*routeNode{n2}, 30*time.Second,
+		func(*routeNode) map[string]string { return nil }, func(*routeNode) []string { return gone })
+	if !strings.Contains(n2.agentLog.String(), "initial sync done") || !strings.Contains(n2.agentLog.String(), "graceful_restart=true") {
+		t.Errorf("node2's agent did not restart gracefully:\n%s", n2.agentLog.String())
+	}
 }
