@@ -444,8 +444,8 @@ func (a *Agent) listBGPRoutes(ctx context.Context) (map[netip.Prefix]*vecnetv1.R
 func (a *Agent) bgpSynced() bool {
 	b := &a.bgp
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if !b.syncing {
+		b.mu.Unlock()
 		return true
 	}
 	if b.restartTime > 0 {
@@ -457,12 +457,18 @@ func (a *Agent) bgpSynced() bool {
 			all = false
 		}
 	}
-	if all || time.Now().After(b.syncDeadline) {
+	done := all || time.Now().After(b.syncDeadline)
+	if done {
 		b.syncing = false
-		slog.Info("bgp: initial sync done; routes not learned again will be removed", "all_peers_sent_eor", all)
-		return true
 	}
-	return false
+	b.mu.Unlock()
+	if done {
+		// Outside b.mu: the speaker's lock is taken while GoBGP calls
+		// back into the agent.
+		b.speaker.RestartDone()
+		slog.Info("bgp: initial sync done; routes not learned again will be removed", "all_peers_sent_eor", all)
+	}
+	return done
 }
 
 func minTime(a, b time.Time) time.Time {

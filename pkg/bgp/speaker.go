@@ -259,6 +259,14 @@ func (s *Speaker) stopLocked(ctx context.Context) {
 	s.peers = map[netip.Addr]Peer{}
 }
 
+// RestartDone ends the graceful restart: sessions added from now on are
+// ordinary ones (no restart flag, no deferral of our routes).
+func (s *Speaker) RestartDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.o.Restarting = false
+}
+
 // Stop shuts the server down without NOTIFICATION to graceful restart
 // peers: they keep this node's routes for the restart time, so an agent
 // restart does not withdraw them (RFC 4724 section 4.2).
