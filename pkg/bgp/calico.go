@@ -345,6 +345,16 @@ func Build(in Inputs) (Config, Advertise, []Problem) {
 			}
 			p := tmpl
 			p.Addr, p.Port, p.ASN = addr.Unmap(), port, uint32(s.ASNumber)
+			// A peerIP that is another node's address is that node: it
+			// listens on the cluster's listenPort (Calico: "If port number
+			// is not set, and peer is Calico node with listenPort set, then
+			// listenPort is used").
+			for _, name := range nodesSorted {
+				if n := in.Nodes[name]; (n.V4.IsValid() && n.V4.Addr() == p.Addr) || (n.V6.IsValid() && n.V6.Addr() == p.Addr) {
+					p.Node = name
+					break
+				}
+			}
 			if useNodeIP {
 				if p.Addr.Is4() {
 					p.LocalAddr = cfg.LocalV4
@@ -408,7 +418,8 @@ func cmpDur(v, def time.Duration) time.Duration {
 
 // filterRules turns a BGPFilter into import and export rules.
 func filterRules(f *v3.BGPFilter) (imp, exp []Rule) {
-	conv := func(cidr string, op v3.BGPFilterMatchOperator, minP, maxP *int32, src v3.BGPFilterMatchSource, action v3.BGPFilterAction, fam, i int) Rule {
+	// conv's second result is false for a rule that can match no route.
+	conv := func(cidr string, op v3.BGPFilterMatchOperator, minP, maxP *int32, src v3.BGPFilterMatchSource, action v3.BGPFilterAction, fam, i int) (Rule, bool) {
 		r := Rule{Family: fam, Accept: action == v3.Accept, RemoteOnly: src == v3.BGPFilterSourceRemotePeers, Filter: f.Name, Index: i}
 		if cidr != "" {
 			p, _ := netip.ParsePrefix(cidr) // validated
@@ -428,8 +439,18 @@ func filterRules(f *v3.BGPFilter) (imp, exp []Rule) {
 				r.Max = min(r.Max, int(*maxP))
 			}
 			r.Invert = op == v3.MatchOperatorNotEqual || op == v3.MatchOperatorNotIn
+			if r.Min > r.Max {
+				// prefixLength leaves no length in the range (In /16 with
+				// max 8, Equal /16 with min 20): no prefix matches. Such a
+				// rule never decides and is dropped; its negation matches
+				// every route of the family.
+				if !r.Invert {
+					return r, false
+				}
+				r.Prefix, r.Min, r.Max, r.Invert = netip.Prefix{}, 0, 0, false
+			}
 		}
-		return r
+		return r, true
 	}
 	pl4 := func(p *v3.BGPFilterPrefixLengthV4) (*int32, *int32) {
 		if p == nil {
@@ -445,19 +466,27 @@ func filterRules(f *v3.BGPFilter) (imp, exp []Rule) {
 	}
 	for i, r := range f.Spec.ImportV4 {
 		mn, mx := pl4(r.PrefixLength)
-		imp = append(imp, conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i))
+		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i); ok {
+			imp = append(imp, rule)
+		}
 	}
 	for i, r := range f.Spec.ImportV6 {
 		mn, mx := pl6(r.PrefixLength)
-		imp = append(imp, conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i))
+		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i); ok {
+			imp = append(imp, rule)
+		}
 	}
 	for i, r := range f.Spec.ExportV4 {
 		mn, mx := pl4(r.PrefixLength)
-		exp = append(exp, conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i))
+		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i); ok {
+			exp = append(exp, rule)
+		}
 	}
 	for i, r := range f.Spec.ExportV6 {
 		mn, mx := pl6(r.PrefixLength)
-		exp = append(exp, conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i))
+		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i); ok {
+			exp = append(exp, rule)
+		}
 	}
 	return imp, exp
 }
@@ -491,6 +520,9 @@ func (a *Advertise) Decorate(p netip.Prefix) Origin {
 	}
 	slices.Sort(o.Communities)
 	o.Communities = slices.Compact(o.Communities)
+	// Duplicate large communities must not be transmitted (RFC 8092).
+	slices.SortFunc(o.Large, func(x, y [3]uint32) int { return slices.Compare(x[:], y[:]) })
+	o.Large = slices.Compact(o.Large)
 	return o
 }
 
@@ -542,7 +574,12 @@ func advertisements(s v3.BGPConfigurationSpec) (Advertise, []Problem) {
 		}
 		a.Communities = append(a.Communities, pc)
 	}
-	slices.SortFunc(a.Services, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+	slices.SortFunc(a.Services, func(x, y netip.Prefix) int {
+		if c := x.Addr().Compare(y.Addr()); c != 0 {
+			return c
+		}
+		return x.Bits() - y.Bits()
+	})
 	a.Services = slices.Compact(a.Services)
 	return a, probs
 }

@@ -147,7 +147,7 @@ func (p *Peer) key() string { return p.Addr.String() }
 // sessionEqual tells whether a and b differ only in what GoBGP can change
 // without a reset; false means the session must be re-created.
 func sessionEqual(a, b *Peer) bool {
-	return a.Addr == b.Addr && a.Port == b.Port && a.ASN == b.ASN && a.LocalASN == b.LocalASN &&
+	return a.Addr == b.Addr && a.Port == b.Port && a.Node == b.Node && a.ASN == b.ASN && a.LocalASN == b.LocalASN &&
 		a.Password == b.Password && a.RRClient == b.RRClient && a.LocalAddr == b.LocalAddr &&
 		a.TTLMin == b.TTLMin && a.RestartTime == b.RestartTime && a.AllowOwnAS == b.AllowOwnAS
 }
