@@ -417,6 +417,11 @@ func cmpDur(v, def time.Duration) time.Duration {
 }
 
 // filterRules turns a BGPFilter into import and export rules.
+//
+// interfaceRules: a rule with an interface matches routes of the node's
+// own interfaces (BIRD's direct and kernel routes). vecnet originates
+// none (its routes are IPAM blocks and service prefixes), so such a rule
+// can match nothing and is left out, whatever else it says.
 func filterRules(f *v3.BGPFilter) (imp, exp []Rule) {
 	// conv's second result is false for a rule that can match no route.
 	conv := func(cidr string, op v3.BGPFilterMatchOperator, minP, maxP *int32, src v3.BGPFilterMatchSource, action v3.BGPFilterAction, fam, i int) (Rule, bool) {
@@ -465,24 +470,36 @@ func filterRules(f *v3.BGPFilter) (imp, exp []Rule) {
 		return p.Min, p.Max
 	}
 	for i, r := range f.Spec.ImportV4 {
+		if r.Interface != "" {
+			continue // see interfaceRules
+		}
 		mn, mx := pl4(r.PrefixLength)
 		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i); ok {
 			imp = append(imp, rule)
 		}
 	}
 	for i, r := range f.Spec.ImportV6 {
+		if r.Interface != "" {
+			continue // see interfaceRules
+		}
 		mn, mx := pl6(r.PrefixLength)
 		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i); ok {
 			imp = append(imp, rule)
 		}
 	}
 	for i, r := range f.Spec.ExportV4 {
+		if r.Interface != "" {
+			continue // see interfaceRules
+		}
 		mn, mx := pl4(r.PrefixLength)
 		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i); ok {
 			exp = append(exp, rule)
 		}
 	}
 	for i, r := range f.Spec.ExportV6 {
+		if r.Interface != "" {
+			continue // see interfaceRules
+		}
 		mn, mx := pl6(r.PrefixLength)
 		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i); ok {
 			exp = append(exp, rule)

@@ -1378,3 +1378,21 @@ func TestProblemError(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterInterfaceRulesMatchNothing: interface rules select routes
+// of the node's interfaces, which vecnet never originates; they must not
+// turn into match-everything rules.
+func TestFilterInterfaceRulesMatchNothing(t *testing.T) {
+	f := &v3.BGPFilter{Spec: v3.BGPFilterSpec{
+		ExportV4: []v3.BGPFilterRuleV4{{Interface: "eth*", Action: v3.Reject}, {CIDR: "10.0.0.0/8", MatchOperator: v3.MatchOperatorIn, Action: v3.Reject}},
+		ImportV6: []v3.BGPFilterRuleV6{{Interface: "eth0", Action: v3.Reject}},
+	}}
+	f.Name = "ifc"
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	imp, exp := filterRules(f)
+	if len(imp) != 0 || len(exp) != 1 || exp[0].Prefix.String() != "10.0.0.0/8" {
+		t.Fatalf("import %v, export %v: want only the CIDR rule", imp, exp)
+	}
+}
