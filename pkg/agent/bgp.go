@@ -98,8 +98,8 @@ type bgpState struct {
 	restartTime  time.Duration
 }
 
-// startBGP creates the speaker. restarting says whether vecnetd already
-// holds BGP routes: then this is a graceful restart.
+// startBGP creates the speaker. When vecnetd already holds BGP routes
+// (from this agent's previous life) this start is a graceful restart.
 func (a *Agent) startBGP(ctx context.Context) error {
 	b := &a.bgp
 	b.lastGood = map[string]runtime.Object{}
