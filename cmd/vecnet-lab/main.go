@@ -4,11 +4,11 @@
 // network namespaces on an underlay bridge, and a lab kubelet that runs
 // pod commands in the pods' network namespaces. See pkg/lab.
 //
-//	vecnet-lab up [--nodes 3] [--encap vxlan|ipip|none] [--driver tap|af_xdp|af_packet] [--ipv6]
+//	vecnet-lab up [--nodes 3] [--encap vxlan|ipip|none|bgp] [--driver tap|af_xdp|af_packet] [--ipv6]
 //	vecnet-lab status | kubeconfig | down
 //	vecnet-lab kubectl ARGS...
 //	vecnet-lab exec [-n NAMESPACE] POD -- COMMAND [ARGS...]
-//	vecnet-lab demo
+//	vecnet-lab demo [--seconds 5] [--keep] [up's flags]
 package main
 
 import (
@@ -32,7 +32,7 @@ import (
 const usage = `vecnet-lab: a Kubernetes cluster with vecnet as its network, on this machine (run as root)
 
 usage:
-  vecnet-lab up [--nodes 3] [--encap vxlan|ipip|none] [--driver tap|af_xdp|af_packet] [--ipv6]
+  vecnet-lab up [--nodes 3] [--encap vxlan|ipip|none|bgp] [--driver tap|af_xdp|af_packet] [--ipv6]
                                     start a lab and return once it is ready
   vecnet-lab status                 nodes, pods and their IPs, processes, uplinks
   vecnet-lab kubectl ARGS...        kubectl with the lab's kubeconfig
@@ -40,8 +40,12 @@ usage:
                                     run COMMAND in the pod's network namespace
   vecnet-lab kubeconfig             print the path of the lab's kubeconfig
   vecnet-lab down                   stop the lab and remove everything it made (also after a crash)
-  vecnet-lab demo [--seconds 5] [--keep]
+  vecnet-lab demo [--seconds 5] [--keep] [up's flags]
                                     up, pods on every node, all-pairs ping, iperf3 next to the kernel's, down
+
+--encap bgp: routed pools and no static routes; each node's vecnet-agent runs with --bgp in the node's
+network namespace and peers with the others (AS 64512, node-to-node mesh), as Calico with BIRD.
+"ip netns exec NODE-NETNS vecnetctl show bgp" shows a node's sessions; status lists them all.
 
 flags every command takes (before or after the command name):
   --state-dir DIR   where the lab keeps its state (default $VECNET_LAB_STATE_DIR or /var/lib/vecnet-lab)
@@ -184,7 +188,7 @@ func dispatch(c *common, cmd string, args []string, stdout, stderr io.Writer) er
 	case "up", "demo":
 		cfg := lab.Config{Nodes: 3, Encap: "vxlan", Driver: "tap", Timeout: 5 * time.Minute}
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes")
-		fs.StringVar(&cfg.Encap, "encap", cfg.Encap, "how pods reach other nodes: vxlan, ipip or none (routed)")
+		fs.StringVar(&cfg.Encap, "encap", cfg.Encap, "how pods reach other nodes: vxlan, ipip, none (routed) or bgp (routed, routes from a BGP mesh of the agents)")
 		fs.StringVar(&cfg.Driver, "driver", cfg.Driver, "vecnetd's uplink driver: tap, af_xdp or af_packet")
 		fs.BoolVar(&cfg.IPv6, "ipv6", false, "add an IPv6 pool (dual stack)")
 		fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up starting the lab after this long")

@@ -203,7 +203,12 @@ func Status(stateDir string, out io.Writer) error {
 	fmt.Fprintf(out, "lab in %s: up since %s (%s), %d nodes, pools %s, encap %s, uplink driver %s\n",
 		stateDir, st.Started.Format("15:04:05"), time.Since(st.Started).Round(time.Second), len(st.Nodes),
 		strings.Join(st.Pools, ", "), st.Config.Encap, st.Config.Driver)
-	fmt.Fprintf(out, "kube-apiserver %s, kubeconfig %s\n\n", st.APIServer, st.Kubeconfig)
+	fmt.Fprintf(out, "kube-apiserver %s, kubeconfig %s\n", st.APIServer, st.Kubeconfig)
+	if st.Config.BGP() {
+		fmt.Fprintf(out, "BGP on: default BGPConfiguration AS %d, node-to-node mesh; the agents run in their nodes' namespaces and reach the apiserver at %s (kubeconfig %s)\n",
+			BGPASNumber, orDash(st.APIProxy), orDash(st.NodeKubeconfig))
+	}
+	fmt.Fprintln(out)
 
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tREADY\tADDRESSES\tNETNS\tUPLINK (vecnetctl show uplinks)")
@@ -228,6 +233,10 @@ func Status(stateDir string, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s,%s\t%s\t%s\n", n.Name, r, n.Addr4, n.Addr6, n.Netns, uplinkSummary(st.Config.BinDir, n.VecnetdSocket))
 	}
 	tw.Flush()
+	if st.Config.BGP() {
+		fmt.Fprintln(out)
+		printBGP(ctx, out, st)
+	}
 
 	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -255,6 +264,32 @@ func Status(stateDir string, out io.Writer) error {
 	fmt.Fprintln(out)
 	printProcesses(out, stateDir)
 	return nil
+}
+
+// printBGP lists every node's BGP sessions, from the GoBGP API of the
+// node's agent (vecnetctl show bgp inside the node's namespace).
+func printBGP(ctx context.Context, out io.Writer, st *State) {
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tBGP PEER\tAS\tTYPE\tSTATE\tSINCE")
+	for _, n := range st.Nodes {
+		ns := cmp.Or(n.AgentNetns, n.Netns)
+		_, peers, _, err := NodeBGP(ctx, st.Config.BinDir, ns)
+		switch {
+		case err != nil:
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tspeaker not answering: %s\t-\n", n.Name, firstLine(err.Error()))
+		case len(peers) == 0:
+			fmt.Fprintf(tw, "%s\t(no peers)\t-\t-\t-\t-\n", n.Name)
+		}
+		for _, p := range peers {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, p.Addr, orDash(p.AS), orDash(p.Type), orDash(p.State), orDash(p.Since))
+		}
+	}
+	tw.Flush()
+	if len(st.Nodes) > 0 {
+		n := st.Nodes[0]
+		fmt.Fprintf(out, "(routes: ip netns exec %s %s show bgp routes; vecnetctl --socket %s show routes --source bgp)\n",
+			cmp.Or(n.AgentNetns, n.Netns), filepath.Join(st.Config.BinDir, "vecnetctl"), n.VecnetdSocket)
+	}
 }
 
 func orDash(s string) string {

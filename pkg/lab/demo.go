@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -83,6 +84,9 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions, out io.Writer) (err er
 	if err != nil {
 		return err
 	}
+	if st.Config.BGP() {
+		waitBGPRoutes(ctx, st, pods, out)
+	}
 
 	title(out, "3. every pod pings every other pod")
 	pingMatrix(ctx, pods, out)
@@ -99,7 +103,93 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions, out io.Writer) (err er
 	} else {
 		fmt.Fprintln(out, err)
 	}
+	if st.Config.BGP() {
+		n := st.Nodes[0]
+		fmt.Fprintf(out, "\n(ip netns exec %s vecnetctl show bgp: the BGP speaker of node1's agent)\n", n.AgentNetns)
+		if _, _, s, err := NodeBGP(ctx, cfg.BinDir, n.AgentNetns); err == nil {
+			fmt.Fprint(out, s)
+		} else {
+			fmt.Fprintln(out, err)
+		}
+		fmt.Fprintf(out, "\n(vecnetctl --socket %s show routes --source bgp: what it learned, in vecnetd)\n", n.VecnetdSocket)
+		if s, err := vecnetctlOut(cfg.BinDir, n.VecnetdSocket, "show", "routes", "--source", "bgp"); err == nil {
+			fmt.Fprint(out, s)
+		} else {
+			fmt.Fprintln(out, err)
+		}
+	}
 	return ctx.Err()
+}
+
+// waitBGPRoutes waits (up to 30 s) until every node's vecnetd has a route
+// of source bgp to every pod of the other nodes: with BGP, a pod's block
+// reaches the other nodes after the pod runs, in an UPDATE. It only
+// reports a timeout: the ping table shows what is missing.
+func waitBGPRoutes(ctx context.Context, st *State, pods []demoPod, out io.Writer) {
+	fmt.Fprintf(out, "waiting for BGP to carry every pod's block to the other nodes... ")
+	t0 := time.Now()
+	deadline := t0.Add(30 * time.Second)
+	for {
+		var missing []string
+		for _, n := range st.Nodes {
+			routes, err := bgpRoutePrefixes(st.Config.BinDir, n.VecnetdSocket)
+			if err != nil {
+				missing = append(missing, n.Name+": "+firstLine(err.Error()))
+				continue
+			}
+			for _, p := range pods {
+				if p.node == n.Name {
+					continue
+				}
+				for _, ip := range p.ips {
+					if !anyContains(routes, ip) {
+						missing = append(missing, fmt.Sprintf("%s has no route to %s (%s)", n.Name, p.name, ip))
+					}
+				}
+			}
+		}
+		if len(missing) == 0 {
+			fmt.Fprintf(out, "ok (%.1fs)\n", time.Since(t0).Seconds())
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			fmt.Fprintf(out, "not all after %s: %s\n", time.Since(t0).Round(time.Second), strings.Join(missing, "; "))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// bgpRoutePrefixes lists the prefixes of vecnetd's routes of source bgp.
+func bgpRoutePrefixes(binDir, socket string) ([]netip.Prefix, error) {
+	s, err := vecnetctlOut(binDir, socket, "show", "routes", "--source", "bgp")
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[len(f)-1] != "bgp" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f[1]); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func anyContains(prefixes []netip.Prefix, ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // title prints a section title, in bold on a terminal.

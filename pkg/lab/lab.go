@@ -29,6 +29,15 @@
 //
 // Network namespaces are named Prefix(StateDir) + "underlay", "node1" ...,
 // "pod-<uid>" and "base-..." (the kernel baselines of the demo).
+//
+// With --encap bgp the pools are routed (vxlanMode and ipipMode Never) and
+// other nodes' routes come from BGP only, as in a Calico cluster with
+// calico_backend bird: a default BGPConfiguration (AS 64512, node-to-node
+// mesh) and each vecnet-agent run with --bgp inside its node's namespace,
+// where its GoBGP speaker peers over the underlay. Those agents reach the
+// kube-apiserver (on the supervisor's loopback) through a TCP proxy that
+// the supervisor serves on the underlay bridge at APIProxyAddr4 (see
+// kubecluster.StartProxy), with kube/kubeconfig-nodes.
 package lab
 
 import (
@@ -53,7 +62,7 @@ const EnvStateDir = "VECNET_LAB_STATE_DIR"
 
 // Encapsulations and drivers accepted by Config.
 var (
-	Encaps  = []string{"vxlan", "ipip", "none"}
+	Encaps  = []string{"vxlan", "ipip", "none", "bgp"}
 	Drivers = []string{"tap", "af_xdp", "af_packet"}
 )
 
@@ -67,6 +76,17 @@ const (
 	PoolV6Name  = "default-ipv6-ippool"
 )
 
+// BGP of --encap bgp: the AS of the default BGPConfiguration (Calico's
+// default), and where the nodes' agents reach the API server: an address
+// of the underlay subnet that no node has (nodes are .1 to .MaxNodes) on
+// the underlay bridge, and the apiserver's usual port (the underlay
+// namespace is the lab's own: nothing else listens there).
+const (
+	BGPASNumber   = 64512
+	APIProxyAddr4 = "192.168.77.254"
+	APIProxyPort  = 6443
+)
+
 // MaxNodes bounds --nodes: each node is a vecnetd and a vecnet-agent, and
 // more than this many on one machine only measures the machine.
 const MaxNodes = 16
@@ -74,7 +94,7 @@ const MaxNodes = 16
 // Config is how a lab is started (the flags of `vecnet-lab up`).
 type Config struct {
 	Nodes    int    `json:"nodes"`
-	Encap    string `json:"encap"`  // vxlan, ipip or none
+	Encap    string `json:"encap"`  // vxlan, ipip, none (routes from the agents) or bgp (routes from BGP)
 	Driver   string `json:"driver"` // vecnetd's uplink driver: tap, af_xdp or af_packet
 	IPv6     bool   `json:"ipv6"`   // an IPv6 pool besides the IPv4 one
 	StateDir string `json:"stateDir"`
@@ -146,6 +166,7 @@ func (l layout) pids() string               { return l.path("pids") }
 func (l layout) pidFile(name string) string { return l.path("pids", name+".pid") }
 func (l layout) kube() string               { return l.path("kube") }
 func (l layout) kubeconfig() string         { return l.path("kube", "kubeconfig") }
+func (l layout) nodeKubeconfig() string     { return l.path("kube", "kubeconfig-nodes") }
 func (l layout) node(i int) string          { return l.path("nodes", NodeName(i)) }
 func (l layout) vecnetdSock(i int) string   { return filepath.Join(l.node(i), "vecnetd.sock") }
 func (l layout) cniSock(i int) string       { return filepath.Join(l.node(i), "cni.sock") }
@@ -165,14 +186,19 @@ func NodeAddrs(i int) (v4, v6 string) {
 // State is lab.json: what status, exec and kubectl need to find the lab's
 // pieces. It is written by the supervisor once everything is ready.
 type State struct {
-	Config     Config      `json:"config"`
-	Prefix     string      `json:"prefix"`
-	Kubeconfig string      `json:"kubeconfig"`
-	APIServer  string      `json:"apiServer"`
-	Supervisor int         `json:"supervisorPid"`
-	Started    time.Time   `json:"started"`
-	Pools      []string    `json:"pools"`
-	Nodes      []NodeState `json:"nodes"`
+	Config     Config `json:"config"`
+	Prefix     string `json:"prefix"`
+	Kubeconfig string `json:"kubeconfig"`
+	APIServer  string `json:"apiServer"`
+	// With --encap bgp: the kubeconfig of the agents in the nodes'
+	// namespaces, whose server is the proxy APIProxy (an address on the
+	// underlay).
+	NodeKubeconfig string      `json:"nodeKubeconfig,omitempty"`
+	APIProxy       string      `json:"apiProxy,omitempty"`
+	Supervisor     int         `json:"supervisorPid"`
+	Started        time.Time   `json:"started"`
+	Pools          []string    `json:"pools"`
+	Nodes          []NodeState `json:"nodes"`
 	// Notes are things the user should know (e.g. a missing optional
 	// binary), printed by up.
 	Notes []string `json:"notes,omitempty"`
@@ -189,8 +215,15 @@ type NodeState struct {
 	ConfList      string `json:"confList"`
 	HealthAddr    string `json:"healthAddr"`
 	MetricsAddr   string `json:"metricsAddr"`
-	Dir           string `json:"dir"`
+	// AgentNetns is the network namespace vecnet-agent runs in, where
+	// HealthAddr and MetricsAddr are (and, with BGP, GoBGP's API on
+	// 127.0.0.1:50051); empty: the host's.
+	AgentNetns string `json:"agentNetns,omitempty"`
+	Dir        string `json:"dir"`
 }
+
+// BGP reports whether the lab routes with BGP (--encap bgp).
+func (c *Config) BGP() bool { return c.Encap == "bgp" }
 
 // ReadState reads lab.json of stateDir. An error wrapping os.ErrNotExist
 // means no lab is up there (or it is still starting).

@@ -93,3 +93,57 @@ func TestCheckStateDir(t *testing.T) {
 		t.Errorf("marked dir: %v", err)
 	}
 }
+
+func TestValidateBGP(t *testing.T) {
+	c := Config{Nodes: 2, Encap: "bgp", Driver: "tap", StateDir: "/var/lib/vecnet-lab", Timeout: time.Minute}
+	if err := c.Validate(); err != nil || !c.BGP() {
+		t.Fatalf("--encap bgp: %v (BGP %v)", err, c.BGP())
+	}
+	// The proxy's address is in the underlay subnet and no node's.
+	for i := 1; i <= MaxNodes; i++ {
+		if v4, _ := NodeAddrs(i); v4 == APIProxyAddr4 {
+			t.Fatalf("node %d has the API proxy's address %s", i, v4)
+		}
+	}
+	if !strings.HasPrefix(APIProxyAddr4, "192.168.77.") {
+		t.Errorf("API proxy address %s is outside the underlay 192.168.77.0/24", APIProxyAddr4)
+	}
+}
+
+func TestParseShowBGP(t *testing.T) {
+	out := `BGP speaker at 127.0.0.1:50051: AS 64512, router ID 192.168.77.1, listen port 179 on 0.0.0.0, ::
+
+Peers
+Peer          AS     Type  State        Since
+192.168.77.2  64512  iBGP  Established  10s
+fd00:77::2    64512  iBGP  Active
+192.168.77.3  64512        Idle(Admin)  1m2s
+
+Prefixes
+Peer          Family        Received  Accepted  Advertised
+192.168.77.2  ipv4-unicast  1         1         1
+`
+	sum, peers := parseShowBGP(out)
+	if !strings.HasPrefix(sum, "BGP speaker at 127.0.0.1:50051: AS 64512") {
+		t.Errorf("summary %q", sum)
+	}
+	want := []BGPPeer{
+		{"192.168.77.2", "64512", "iBGP", "Established", "10s"},
+		{"fd00:77::2", "64512", "iBGP", "Active", ""},
+		{"192.168.77.3", "64512", "", "Idle(Admin)", "1m2s"},
+	}
+	if len(peers) != len(want) {
+		t.Fatalf("peers %+v, want %+v", peers, want)
+	}
+	for i := range want {
+		if peers[i] != want[i] {
+			t.Errorf("peer %d: %+v, want %+v", i, peers[i], want[i])
+		}
+	}
+	if _, peers := parseShowBGP("BGP speaker at x: AS 1\n\nPeers\nPeer  AS  Type  State  Since\n"); len(peers) != 0 {
+		t.Errorf("no peers: got %+v", peers)
+	}
+	if _, peers := parseShowBGP("garbage"); peers != nil {
+		t.Errorf("garbage: got %+v", peers)
+	}
+}

@@ -1,11 +1,13 @@
 package lab
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,7 +39,10 @@ var Controllers = []string{
 	"deployment-controller", "replicaset-controller",
 }
 
-var gvrIPPools = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
+var (
+	gvrIPPools          = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}
+	gvrBGPConfiguration = schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "bgpconfigurations"}
+)
 
 // supervisor is `vecnet-lab serve`: it builds the lab, keeps it running
 // and takes it down on SIGTERM.
@@ -49,6 +54,7 @@ type supervisor struct {
 	progress io.Writer
 
 	cluster  *kubecluster.Cluster
+	proxy    *kubecluster.Proxy // --encap bgp: the nodes' way to the apiserver
 	daemons  []*daemon
 	nodes    []NodeState
 	notes    []string
@@ -128,12 +134,28 @@ func (s *supervisor) start(ctx context.Context) error {
 	if err := s.step("creating the underlay (netns "+s.prefix+"underlay, bridge br0)", s.makeUnderlay); err != nil {
 		return err
 	}
+	if s.cfg.BGP() {
+		what := fmt.Sprintf("serving the apiserver to the nodes' agents at %s:%d on the underlay", APIProxyAddr4, APIProxyPort)
+		if err := s.step(what, s.startAPIProxy); err != nil {
+			return err
+		}
+	}
 	podCtx, stopPods := context.WithCancel(context.Background())
 	s.stopPods = stopPods
 	for i := 1; i <= s.cfg.Nodes; i++ {
 		v4, _ := NodeAddrs(i)
-		what := fmt.Sprintf("node %d/%d (%s, %s): vecnetd with a %s uplink, vecnet-agent, kubelet", i, s.cfg.Nodes, NodeName(i), v4, s.cfg.Driver)
+		agent := "vecnet-agent"
+		if s.cfg.BGP() {
+			agent = "vecnet-agent --bgp"
+		}
+		what := fmt.Sprintf("node %d/%d (%s, %s): vecnetd with a %s uplink, %s, kubelet", i, s.cfg.Nodes, NodeName(i), v4, s.cfg.Driver, agent)
 		if err := s.step(what, func() error { return s.startNode(ctx, podCtx, i) }); err != nil {
+			return err
+		}
+	}
+	if s.cfg.BGP() && s.cfg.Nodes > 1 {
+		what := fmt.Sprintf("waiting for the BGP mesh (AS %d: %d sessions per node, IPv4 and IPv6 to each other node)", BGPASNumber, 2*(s.cfg.Nodes-1))
+		if err := s.step(what, func() error { return s.waitBGPMesh(ctx) }); err != nil {
 			return err
 		}
 	}
@@ -159,6 +181,9 @@ func (s *supervisor) start(ctx context.Context) error {
 		Pools:      s.pools(),
 		Nodes:      s.nodes,
 		Notes:      s.notes,
+	}
+	if s.proxy != nil {
+		st.NodeKubeconfig, st.APIProxy = s.l.nodeKubeconfig(), s.proxy.Addr()
 	}
 	return writeJSON(s.l.state(), st)
 }
@@ -215,7 +240,8 @@ func (s *supervisor) pools() []string {
 
 // installPools installs the CRDs (built into the binary: the lab works
 // from any directory) and the default IPPools, with the modes of
-// --encap. IPv6 has no IP-in-IP: with ipip its pool is routed.
+// --encap. IPv6 has no IP-in-IP: with ipip its pool is routed. With bgp
+// (routed pools, as none) it also creates the default BGPConfiguration.
 func (s *supervisor) installPools(ctx context.Context) error {
 	if _, err := s.cluster.InstallCRDs(ctx, deploy.CRDs); err != nil {
 		return err
@@ -247,7 +273,48 @@ func (s *supervisor) installPools(ctx context.Context) error {
 			return fmt.Errorf("IPPool %s: %w", p.GetName(), err)
 		}
 	}
+	if s.cfg.BGP() {
+		cfg := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "projectcalico.org/v3",
+			"kind":       "BGPConfiguration",
+			"metadata":   map[string]any{"name": "default"},
+			"spec": map[string]any{
+				"asNumber": int64(BGPASNumber), "nodeToNodeMeshEnabled": true, "logSeverityScreen": "Info",
+			},
+		}}
+		if _, err := s.cluster.Dynamic.Resource(gvrBGPConfiguration).Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("BGPConfiguration default: %w", err)
+		}
+	}
 	return nil
+}
+
+// startAPIProxy gives the underlay bridge the address APIProxyAddr4 and
+// serves a proxy to the apiserver there (its socket in the underlay
+// namespace, its connections to the apiserver from the supervisor's), and
+// writes the kubeconfig of the agents that run inside the nodes'
+// namespaces, where the apiserver's loopback address is out of reach.
+func (s *supervisor) startAPIProxy() error {
+	ul := s.prefix + "underlay"
+	if err := ip("-n", ul, "addr", "add", APIProxyAddr4+"/24", "dev", "br0"); err != nil {
+		return err
+	}
+	listen := fmt.Sprintf("%s:%d", APIProxyAddr4, APIProxyPort)
+	return kubecluster.ProxyKubeconfig(s.cluster.Kubeconfig, s.l.nodeKubeconfig(), func(target string) (string, error) {
+		if s.proxy != nil {
+			if s.proxy.Target() != target {
+				return "", fmt.Errorf("a second API server %s in the kubeconfig (the proxy serves %s)", target, s.proxy.Target())
+			}
+			return s.proxy.Addr(), nil
+		}
+		// Its life is the supervisor's: teardown closes it.
+		p, err := kubecluster.StartProxy(context.Background(), ul, listen, target)
+		if err != nil {
+			return "", err
+		}
+		s.proxy = p
+		return p.Addr(), nil
+	})
 }
 
 // ip runs an ip(8) command; the error carries the command and its output.
@@ -282,8 +349,11 @@ func (s *supervisor) makeUnderlay() error {
 }
 
 // startNode builds node i: its namespace and uplink, vecnetd inside it,
-// the Node object, vecnet-agent (in the host namespace: it only talks to
-// the apiserver and to vecnetd's socket), the conflist and the kubelet.
+// the Node object, vecnet-agent, the conflist and the kubelet. The agent
+// runs in the host namespace (it only talks to the apiserver and to
+// vecnetd's socket), except with BGP: its speaker's sessions run on the
+// agent's own network stack, which must be the node's, so it runs inside
+// the node's namespace and reaches the apiserver through the proxy.
 func (s *supervisor) startNode(ctx, podCtx context.Context, i int) error {
 	name := NodeName(i)
 	ns := s.prefix + name
@@ -331,21 +401,31 @@ func (s *supervisor) startNode(ctx, podCtx context.Context, i int) error {
 
 	st := &NodeState{Name: name, Netns: ns, Addr4: v4, Addr6: v6, VecnetdSocket: vsock, CNISocket: s.l.cniSock(i),
 		ConfList: s.l.confList(i), Dir: dir}
-	// The agent's ports are picked here and kept across restarts (lab.json
-	// has them); only a port taken before the agent bound it makes new ones.
-	pickPorts := func() {
-		h, _ := kubecluster.FreePort()
-		m, _ := kubecluster.FreePort()
-		st.HealthAddr, st.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", h), fmt.Sprintf("127.0.0.1:%d", m)
-	}
-	pickPorts()
-	agent := &daemon{
-		name: "agent-" + name, log: filepath.Join(dir, "agent.log"), sup: s, repick: pickPorts,
-		args: func() []string {
+	agent := &daemon{name: "agent-" + name, log: filepath.Join(dir, "agent.log"), sup: s}
+	if s.cfg.BGP() {
+		// The node's loopback: the agent's usual ports are free there.
+		st.AgentNetns, st.HealthAddr, st.MetricsAddr = ns, "127.0.0.1:9099", "127.0.0.1:9091"
+		argv := []string{"ip", "netns", "exec", ns, filepath.Join(s.cfg.BinDir, "vecnet-agent"), "--bgp",
+			"--node-name", name, "--kubeconfig", s.l.nodeKubeconfig(),
+			"--vecnetd-socket", vsock, "--cni-socket", st.CNISocket, "--health-addr", st.HealthAddr, "--metrics-addr", st.MetricsAddr}
+		agent.args = func() []string { return argv }
+		agent.ready = func() bool { return nsHTTPOK(ns, "http://"+st.HealthAddr+"/readyz") }
+	} else {
+		// The agent's ports are picked here and kept across restarts
+		// (lab.json has them); only a port taken before the agent bound
+		// it makes new ones.
+		pickPorts := func() {
+			h, _ := kubecluster.FreePort()
+			m, _ := kubecluster.FreePort()
+			st.HealthAddr, st.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", h), fmt.Sprintf("127.0.0.1:%d", m)
+		}
+		pickPorts()
+		agent.repick = pickPorts
+		agent.args = func() []string {
 			return []string{filepath.Join(s.cfg.BinDir, "vecnet-agent"), "--node-name", name, "--kubeconfig", s.cluster.Kubeconfig,
 				"--vecnetd-socket", vsock, "--cni-socket", st.CNISocket, "--health-addr", st.HealthAddr, "--metrics-addr", st.MetricsAddr}
-		},
-		ready: func() bool { return httpOK("http://" + st.HealthAddr + "/readyz") },
+		}
+		agent.ready = func() bool { return httpOK("http://" + st.HealthAddr + "/readyz") }
 	}
 	if err := agent.start(ctx); err != nil {
 		return err
@@ -439,6 +519,35 @@ func httpOK(url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// nsHTTPOK is httpOK from inside network namespace ns: the connection is
+// made there (by a thread in ns), then used from here.
+func nsHTTPOK(ns, url string) bool {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	var conn net.Conn
+	if err := kubecluster.InNetns(ns, func() (err error) {
+		conn, err = net.DialTimeout("tcp", req.URL.Host, time.Second)
+		return err
+	}); err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
 // vecnetctl runs vecnetctl against socket and returns its output.
 func vecnetctlOut(binDir, socket string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -483,6 +592,9 @@ func (s *supervisor) teardown() {
 	}
 	stopAll("agent-")
 	stopAll("vecnetd-")
+	if s.proxy != nil {
+		s.proxy.Close()
+	}
 	if s.cluster != nil {
 		s.cluster.Stop()
 	}

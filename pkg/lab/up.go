@@ -294,4 +294,9 @@ func printReady(out io.Writer, st *State, took time.Duration) {
 	} {
 		fmt.Fprintf(out, "  # %s\n  %s\n", l[0], l[1])
 	}
+	if st.Config.BGP() && len(st.Nodes) > 0 {
+		n := st.Nodes[0]
+		fmt.Fprintf(out, "  # %s's BGP sessions and routes (GoBGP's API is in the node's namespace):\n  ip netns exec %s %s show bgp [routes]\n",
+			n.Name, n.AgentNetns, filepath.Join(st.Config.BinDir, "vecnetctl"))
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,4 +310,196 @@ func processesUsing(s string) []string {
 		}
 	}
 	return out
+}
+
+// bgpPodsYAML: one pod per node; %s: their sleep, as keeper's in podsYAML.
+const bgpPodsYAML = `apiVersion: v1
+kind: Pod
+metadata: {name: bgp-a}
+spec:
+  nodeName: node1
+  containers: [{name: c, image: none, command: [sleep, "%[1]s"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bgp-b}
+spec:
+  nodeName: node2
+  containers: [{name: c, image: none, command: [sleep, "%[1]s"]}]
+`
+
+// TestLabBGP: a 2-node lab with --encap bgp, Calico's BIRD set-up: routed
+// pools, each node's agent in the node's namespace peering with the other
+// (through the supervisor's proxy to the apiserver). Pods on both nodes
+// reach each other over BGP-learned routes; status shows the sessions
+// established; an agent killed is restarted by the supervisor (graceful
+// restart: the routes stay) and its sessions come back; down leaves
+// nothing behind.
+func TestLabBGP(t *testing.T) {
+	netlab.Require(t, "ping", "sysctl")
+	requireKube(t)
+	c := &cli{t: t, bin: netlab.Binaries(t), stateDir: filepath.Join(t.TempDir(), "lab")}
+	prefix := lab.Prefix(c.stateDir)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lab logs:\n%s", c.logs())
+		}
+		if out, err := c.run("", "down"); err != nil {
+			t.Errorf("down at cleanup: %v\n%s", err, out)
+		}
+	})
+	t0 := time.Now()
+
+	out := c.must("up", "--nodes", "2", "--encap", "bgp")
+	for _, want := range []string{"192.168.77.254:6443", "vecnet-agent --bgp", "waiting for the BGP mesh", "the lab is up", "encap bgp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up printed no %q:\n%s", want, out)
+		}
+	}
+	st, err := lab.ReadState(c.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.APIProxy != lab.APIProxyAddr4+":6443" || st.NodeKubeconfig == "" {
+		t.Errorf("lab.json: API proxy %q, node kubeconfig %q", st.APIProxy, st.NodeKubeconfig)
+	}
+	for _, n := range st.Nodes {
+		if n.AgentNetns != n.Netns {
+			t.Errorf("%s: agent in netns %q, want the node's %s", n.Name, n.AgentNetns, n.Netns)
+		}
+	}
+
+	kubeconfig := strings.TrimSpace(c.must("kubeconfig"))
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	dyn := dynamic.NewForConfigOrDie(rc)
+	ctx := context.Background()
+	// The pools are routed and the mesh is configured.
+	p, err := dyn.Resource(schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}).Get(ctx, lab.PoolV4Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vx, _, _ := unstructured.NestedString(p.Object, "spec", "vxlanMode"); vx != "Never" {
+		t.Errorf("pool %s vxlanMode %q, want Never", lab.PoolV4Name, vx)
+	}
+	if ipip, _, _ := unstructured.NestedString(p.Object, "spec", "ipipMode"); ipip != "Never" {
+		t.Errorf("pool %s ipipMode %q, want Never", lab.PoolV4Name, ipip)
+	}
+	bc, err := dyn.Resource(schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "bgpconfigurations"}).Get(ctx, "default", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("default BGPConfiguration: %v", err)
+	}
+	if as, _, _ := unstructured.NestedInt64(bc.Object, "spec", "asNumber"); as != 64512 {
+		t.Errorf("default BGPConfiguration asNumber %d, want 64512", as)
+	}
+
+	sleep := strconv.Itoa(90000 + rand.IntN(9999))
+	if out, err := c.run(fmt.Sprintf(bgpPodsYAML, sleep), "kubectl", "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	ips := map[string]string{}
+	for deadline := time.Now().Add(30 * time.Second); len(ips) < 2; time.Sleep(200 * time.Millisecond) {
+		for _, name := range []string{"bgp-a", "bgp-b"} {
+			p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err == nil && p.Status.Phase == corev1.PodRunning && len(p.Status.PodIPs) > 0 {
+				ips[name] = p.Status.PodIPs[0].IP
+			}
+		}
+		if time.Now().After(deadline) {
+			out, _ := c.run("", "status")
+			t.Fatalf("pods not Running with IPs after 30s (have %v)\n%s", ips, out)
+		}
+	}
+	t.Logf("pods running: %v", ips)
+
+	// Across nodes, both ways, over routes BGP carries once the pods'
+	// blocks exist: retried for a while.
+	ping := func(what string) {
+		t.Helper()
+		for _, pair := range [][2]string{{"bgp-a", "bgp-b"}, {"bgp-b", "bgp-a"}} {
+			var out string
+			var err error
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				if out, err = c.run("", "exec", pair[0], "--", "ping", "-c", "2", "-i", "0.2", "-W", "1", ips[pair[1]]); err == nil || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err != nil {
+				routes, _ := c.run("", "status")
+				t.Fatalf("%s: exec %s -- ping %s (%s): %v\n%s\n%s", what, pair[0], ips[pair[1]], pair[1], err, out, routes)
+			}
+		}
+	}
+	ping("mesh")
+	// The route is BGP's, via the other node's address, without a tunnel.
+	routes, err := exec.Command(filepath.Join(c.bin, "vecnetctl"), "--socket", st.Nodes[0].VecnetdSocket, "show", "routes", "--source", "bgp").CombinedOutput()
+	if err != nil || !strings.Contains(string(routes), st.Nodes[1].Addr4) {
+		t.Errorf("node1's bgp routes (want one via %s): %v\n%s", st.Nodes[1].Addr4, err, routes)
+	}
+
+	established := func(out string) map[string]int {
+		n := map[string]int{}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) >= 5 && f[4] == "Established" && strings.HasPrefix(f[0], "node") {
+				n[f[0]]++
+			}
+		}
+		return n
+	}
+	status := c.must("status")
+	if e := established(status); e["node1"] != 2 || e["node2"] != 2 || !strings.Contains(status, "BGP on") {
+		t.Errorf("status: established sessions %v, want 2 per node (IPv4, IPv6), and \"BGP on\":\n%s", e, status)
+	}
+
+	// The supervisor restarts a killed agent (inside its namespace again);
+	// node1 keeps node2's routes meanwhile (graceful restart) and the
+	// sessions come back.
+	pidFile := filepath.Join(c.stateDir, "pids", "agent-node2.pid")
+	old := readPidFile(pidFile)
+	if old <= 0 {
+		t.Fatalf("no pid in %s", pidFile)
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	restart := time.Now()
+	for deadline := restart.Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		status, _ = c.run("", "status")
+		e := established(status)
+		if pid := readPidFile(pidFile); pid != old && pid > 0 && e["node1"] == 2 && e["node2"] == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after agent-node2 was killed: pid %d (was %d), sessions %v\n%s", readPidFile(pidFile), old, e, status)
+		}
+	}
+	t.Logf("agent-node2 restarted and its sessions re-established %s after it was killed", time.Since(restart).Round(100*time.Millisecond))
+	if agentLog, _ := os.ReadFile(filepath.Join(c.stateDir, "nodes", "node2", "agent.log")); !strings.Contains(string(agentLog), "graceful_restart=true") {
+		t.Errorf("node2's agent did not come back with graceful restart:\n%s", agentLog)
+	}
+	ping("after node2's agent restart")
+
+	c.must("down")
+	if ns := netnsWithPrefix(prefix); len(ns) > 0 {
+		t.Errorf("network namespaces left after down: %v", ns)
+	}
+	if pids := append(processesUsing(c.stateDir), processesUsing("sleep "+sleep)...); len(pids) > 0 {
+		t.Errorf("processes left after down: %v", pids)
+	}
+	if _, err := os.Stat(c.stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state dir after down: %v, want it gone", err)
+	}
+	t.Logf("up, pods, pings, agent restart and down took %s", time.Since(t0).Round(100*time.Millisecond))
+}
+
+func readPidFile(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }

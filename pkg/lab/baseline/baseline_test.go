@@ -2,6 +2,7 @@ package baseline
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -143,6 +144,17 @@ func TestDeleteByPrefix(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- srv.Wait() }()
 	defer func() { _ = srv.Process.Kill() }()
+	// Until `ip netns exec` has entered the namespace, nothing finds the
+	// server there (on a loaded machine that takes a while).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := exec.Command("ip", "netns", "pids", p.Server).Output()
+		if strings.Contains(" "+strings.Join(strings.Fields(string(out)), " ")+" ", fmt.Sprintf(" %d ", srv.Process.Pid)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server (pid %d) is not in %s after 5s: %q", srv.Process.Pid, p.Server, out)
+		}
+	}
 
 	if err := DeleteByPrefix(prefix); err != nil {
 		t.Fatal(err)
