@@ -242,6 +242,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.queue.Add(workRoutes) // resync: routes changed behind the agent's back
 		if a.cfg.BGP {
 			a.queue.Add(workBGP) // and secrets, which are not watched
+			a.bgp.resync.Store(true)
 			a.queue.Add(workBGPRoutes)
 		}
 	}, a.cfg.GCInterval)
@@ -269,6 +270,7 @@ func (a *Agent) watchVecnetd(ctx context.Context) {
 		// and its pod prefixes and routes to the other nodes.
 		a.queue.Add(workRestore)
 		a.queue.Add(workRoutes)
+		a.bgp.resync.Store(true)
 		a.queue.Add(workBGPRoutes)
 	}
 	if err == nil {

@@ -42,6 +42,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vecnetv1 "github.com/vecnet/vecnet/api/vecnet/v1"
@@ -96,6 +97,17 @@ type bgpState struct {
 	eor          map[netip.Addr]bool
 	configured   map[netip.Addr]bool
 	restartTime  time.Duration
+
+	// have is what the agent believes vecnetd's bgp routes are (nil:
+	// unknown), so that a burst of updates does not list every route
+	// from vecnetd per reconcile. Only the worker touches it; resync
+	// (vecnetd restarted, periodic check) makes the next reconcile list.
+	have   map[netip.Prefix]*vecnetv1.Route
+	resync atomic.Bool
+	// stale are the bgp routes vecnetd held when the agent started (its
+	// previous life's): kept until the initial sync is done even if not
+	// learned yet. Routes learned and withdrawn in this life go at once.
+	stale map[netip.Prefix]bool
 }
 
 // startBGP creates the speaker. When vecnetd already holds BGP routes
@@ -110,6 +122,10 @@ func (a *Agent) startBGP(ctx context.Context) error {
 	b.configured = map[netip.Addr]bool{}
 	have, err := a.listBGPRoutes(ctx)
 	restarting := err == nil && len(have) > 0
+	b.stale = map[netip.Prefix]bool{}
+	for p := range have {
+		b.stale[p] = true
+	}
 	b.syncing = true
 	b.syncDeadline = time.Now().Add(bgp.DefaultRestartTime)
 	b.speaker = bgp.NewSpeaker(bgp.Options{
@@ -438,9 +454,10 @@ func (a *Agent) listBGPRoutes(ctx context.Context) (map[netip.Prefix]*vecnetv1.R
 	}
 }
 
-// bgpSynced tells whether routes BGP has not learned may be deleted: the
-// restart is over when every configured peer has sent End-of-RIB, or the
-// longest restart time has passed.
+// bgpSynced tells whether the routes of the agent's previous life that
+// BGP has not learned again may be deleted: the restart is over when
+// every configured peer has sent End-of-RIB, or the longest restart time
+// has passed (a peer without graceful restart sends no End-of-RIB).
 func (a *Agent) bgpSynced() bool {
 	b := &a.bgp
 	b.mu.Lock()
@@ -539,9 +556,12 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 		}
 		want[l.Prefix] = w
 	}
-	have, err := a.listBGPRoutes(ctx)
-	if err != nil {
-		return err
+	have := a.bgp.have
+	if a.bgp.resync.Swap(false) || have == nil {
+		if have, err = a.listBGPRoutes(ctx); err != nil {
+			return err
+		}
+		a.bgp.have = have
 	}
 	var adds []*vecnetv1.Route
 	for _, p := range slices.SortedFunc(maps.Keys(want), comparePrefix) {
@@ -555,8 +575,11 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 	}
 	var dels []*vecnetv1.Route
 	synced := a.bgpSynced()
+	if synced {
+		a.bgp.stale = nil
+	}
 	for _, p := range slices.SortedFunc(maps.Keys(have), comparePrefix) {
-		if _, ok := want[p]; !ok && synced {
+		if _, ok := want[p]; !ok && (synced || !a.bgp.stale[p]) {
 			dels = append(dels, &vecnetv1.Route{Prefix: p.String(), Source: sourceBGP})
 		}
 	}
@@ -569,7 +592,13 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 			for _, r := range adds {
 				if _, err := a.dp.AddRoutes(ctx, &vecnetv1.RoutesRequest{Routes: []*vecnetv1.Route{r}}); err != nil {
 					errs = append(errs, r.GetPrefix()+": "+status.Convert(err).Message())
+				} else {
+					have[netip.MustParsePrefix(r.GetPrefix())] = r
 				}
+			}
+		} else {
+			for _, r := range adds {
+				have[netip.MustParsePrefix(r.GetPrefix())] = r
 			}
 		}
 	}
@@ -578,9 +607,18 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 			for _, r := range dels {
 				if _, err := a.dp.DeleteRoutes(ctx, &vecnetv1.RoutesRequest{Routes: []*vecnetv1.Route{r}}); err != nil && status.Code(err) != codes.NotFound {
 					errs = append(errs, r.GetPrefix()+": "+status.Convert(err).Message())
+				} else {
+					delete(have, netip.MustParsePrefix(r.GetPrefix()))
 				}
 			}
+		} else {
+			for _, r := range dels {
+				delete(have, netip.MustParsePrefix(r.GetPrefix()))
+			}
 		}
+	}
+	if len(errs) > 0 {
+		a.bgp.have = nil // ask vecnetd next time
 	}
 	if n := len(adds) + len(dels); n > 0 {
 		msg := "bgp: routes programmed"
