@@ -25,8 +25,8 @@ export VECNET_REQUIRE_KUBE=1 # here a missing apiserver fails the tests instead 
 echo "== generated code is current (CRDs and deep copies)"
 bash hack/gencrd.sh --verify
 
-echo "== gobgp CLI (the BGP tests check that operators can use it against vecnet-agent)"
-GOBIN="$PWD/bin" go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0
+echo "== gobgp and gobgpd (the BGP tests use the CLI against vecnet-agent, and gobgpd as a route source)"
+GOBIN="$PWD/bin" go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 github.com/osrg/gobgp/v4/cmd/gobgpd@v4.8.0
 
 echo "== unit and end-to-end tests"
 if [[ $(id -u) -ne 0 ]]; then
