@@ -186,7 +186,9 @@ func pingFails(t *testing.T, what string, n *routeNode, p *pod, dst string) {
 // rejecting BIRD's prefixes takes them away; a wrong password leaves the
 // session down without disturbing the others.
 func TestBGPWithBIRD(t *testing.T) {
-	b := newBGPLab(t, 3, "{nodeToNodeMeshEnabled: false}", func(i int, n *corev1.Node) {
+	b := newBGPLab(t, 3, `{nodeToNodeMeshEnabled: false, serviceClusterIPs: [{cidr: 10.96.0.0/16}],
+  communities: [{name: svc, value: "65000:100"}],
+  prefixAdvertisements: [{cidr: 10.96.0.0/16, communities: [svc, "65000:200:300"]}]}`, func(i int, n *corev1.Node) {
 		n.Annotations["projectcalico.org/ASNumber"] = fmt.Sprint(65001 + i)
 	})
 	tor := startBIRD(t, b)
@@ -214,6 +216,21 @@ spec:
 		tor.waitRoute(blockOf(p.v4), true, 30*time.Second)
 		tor.waitRoute(blockOf(p.v6), true, 30*time.Second)
 	}
+	// Every node advertises the service CIDR with the communities of its
+	// prefixAdvertisements; BIRD keeps the three paths.
+	tor.waitRoute("10.96.0.0/16", true, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := tor.birdc("show", "route", "all", "for", "10.96.0.0/16")
+		if strings.Count(out, "BGP.community: (65000,100)") == 3 && strings.Count(out, "BGP.large_community: (65000, 200, 300)") == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BIRD: want 10.96.0.0/16 from 3 nodes with community (65000,100) and large community (65000, 200, 300):\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// The nodes learn each other's blocks (through BIRD) and BIRD's
 	// prefixes; BIRD's own are routed via BIRD.
 	b.waitBGPRoutes("through BIRD", b.nodes, 30*time.Second, func(n *routeNode) map[string]string {
@@ -261,7 +278,7 @@ spec:
 	if out, err := tor.birdc("configure"); err != nil {
 		t.Fatalf("birdc configure: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for {
 		out, _ := tor.birdc("show", "protocols", "node1_v4")
 		if !strings.Contains(out, "Established") {
