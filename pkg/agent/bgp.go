@@ -89,6 +89,9 @@ type bgpState struct {
 
 	mu      sync.Mutex
 	learned map[netip.Prefix]bgp.Learned
+	// dirty are the prefixes whose learned route changed since the last
+	// reconcile.
+	dirty map[netip.Prefix]bool
 	// syncing: routes in vecnetd that BGP has not (yet) learned again are
 	// kept until every peer has sent End-of-RIB or syncDeadline passes.
 	syncing      bool
@@ -108,6 +111,8 @@ type bgpState struct {
 	// previous life's): kept until the initial sync is done even if not
 	// learned yet. Routes learned and withdrawn in this life go at once.
 	stale map[netip.Prefix]bool
+	// sig is routeInputsSig of the last complete pass ("": none).
+	sig string
 }
 
 // startBGP creates the speaker. When vecnetd already holds BGP routes
@@ -117,6 +122,7 @@ func (a *Agent) startBGP(ctx context.Context) error {
 	b.lastGood = map[string]runtime.Object{}
 	b.reported = map[string]string{}
 	b.learned = map[netip.Prefix]bgp.Learned{}
+	b.dirty = map[netip.Prefix]bool{}
 	b.peersUp = map[netip.Addr]string{}
 	b.eor = map[netip.Addr]bool{}
 	b.configured = map[netip.Addr]bool{}
@@ -154,6 +160,7 @@ func (a *Agent) onLearned(ls []bgp.Learned) {
 		} else {
 			b.learned[l.Prefix] = l
 		}
+		b.dirty[l.Prefix] = true
 	}
 	b.mu.Unlock()
 	a.queue.Add(workBGPRoutes)
@@ -495,6 +502,23 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// routeInputsSig is what of routeInputs a learned route's programming
+// depends on besides the route itself.
+func routeInputsSig(in *routeInputs) string {
+	var b strings.Builder
+	for _, p := range in.pools {
+		fmt.Fprintf(&b, "%s %s %s %s|", p.name, p.cidr, p.vxlan, p.ipip)
+	}
+	for _, name := range slices.Sorted(maps.Keys(in.nodes)) {
+		fmt.Fprintf(&b, "%s %s %s|", name, in.nodes[name].v4, in.nodes[name].v6)
+	}
+	for _, u := range in.uplinks {
+		fmt.Fprintf(&b, "%s|", u)
+	}
+	fmt.Fprintf(&b, "%d", in.vni)
+	return b.String()
+}
+
 // bgpRoute decides the vecnetd route of a learned prefix.
 func bgpRoute(in *routeInputs, l bgp.Learned, byAddr map[netip.Addr]string) (wantRoute, string) {
 	w := wantRoute{prefix: l.Prefix, via: l.NextHop, encap: encapNone, node: byAddr[l.NextHop]}
@@ -544,42 +568,63 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 			byAddr[na.v6.Addr()] = name
 		}
 	}
-	a.bgp.mu.Lock()
-	learned := slices.Collect(maps.Values(a.bgp.learned))
-	a.bgp.mu.Unlock()
-	want := map[netip.Prefix]wantRoute{}
-	for _, l := range learned {
-		w, why := bgpRoute(in, l, byAddr)
-		if why != "" {
-			slog.Debug("bgp: learned route not programmed", "prefix", l.Prefix, "next_hop", l.NextHop, "reason", why)
-			continue
-		}
-		want[l.Prefix] = w
-	}
 	have := a.bgp.have
 	if a.bgp.resync.Swap(false) || have == nil {
 		if have, err = a.listBGPRoutes(ctx); err != nil {
 			return err
 		}
 		a.bgp.have = have
+		a.bgp.sig = "" // full pass
 	}
-	var adds []*vecnetv1.Route
-	for _, p := range slices.SortedFunc(maps.Keys(want), comparePrefix) {
-		w := want[p]
-		if old := have[p]; old != nil && sameRoute(old, w) {
-			continue
-		}
-		r := w.proto()
-		r.Source = sourceBGP
-		adds = append(adds, r)
-	}
-	var dels []*vecnetv1.Route
 	synced := a.bgpSynced()
+	// A full pass looks at every prefix: after a (re)list of vecnetd's
+	// routes, when what routes depend on (pools, nodes' addresses,
+	// uplinks) changed, and when the initial sync ends (stale routes go).
+	// Otherwise only the prefixes BGP changed since the last pass: a
+	// burst of updates costs what it changes, not the table's size.
+	sig := routeInputsSig(in)
+	full := sig != a.bgp.sig || (synced && a.bgp.stale != nil)
 	if synced {
 		a.bgp.stale = nil
 	}
-	for _, p := range slices.SortedFunc(maps.Keys(have), comparePrefix) {
-		if _, ok := want[p]; !ok && (synced || !a.bgp.stale[p]) {
+	a.bgp.mu.Lock()
+	var consider []netip.Prefix
+	if full {
+		consider = slices.Collect(maps.Keys(a.bgp.learned))
+		for p := range have {
+			if _, ok := a.bgp.learned[p]; !ok {
+				consider = append(consider, p)
+			}
+		}
+	} else {
+		consider = slices.Collect(maps.Keys(a.bgp.dirty))
+	}
+	clear(a.bgp.dirty)
+	learned := make(map[netip.Prefix]bgp.Learned, len(consider))
+	for _, p := range consider {
+		if l, ok := a.bgp.learned[p]; ok {
+			learned[p] = l
+		}
+	}
+	total := len(a.bgp.learned)
+	a.bgp.mu.Unlock()
+	slices.SortFunc(consider, comparePrefix)
+
+	var adds, dels []*vecnetv1.Route
+	for _, p := range consider {
+		if l, ok := learned[p]; ok {
+			w, why := bgpRoute(in, l, byAddr)
+			if why == "" {
+				if old := have[p]; old == nil || !sameRoute(old, w) {
+					r := w.proto()
+					r.Source = sourceBGP
+					adds = append(adds, r)
+				}
+				continue
+			}
+			slog.Debug("bgp: learned route not programmed", "prefix", l.Prefix, "next_hop", l.NextHop, "reason", why)
+		}
+		if _, ok := have[p]; ok && (synced || !a.bgp.stale[p]) {
 			dels = append(dels, &vecnetv1.Route{Prefix: p.String(), Source: sourceBGP})
 		}
 	}
@@ -618,11 +663,13 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 		}
 	}
 	if len(errs) > 0 {
-		a.bgp.have = nil // ask vecnetd next time
+		a.bgp.have = nil // ask vecnetd, and look at everything, next time
+	} else {
+		a.bgp.sig = sig
 	}
 	if n := len(adds) + len(dels); n > 0 {
 		msg := "bgp: routes programmed"
-		args := []any{"added_or_changed", len(adds), "removed", len(dels), "total", len(want), "took", time.Since(start).Round(time.Microsecond)}
+		args := []any{"added_or_changed", len(adds), "removed", len(dels), "in_vecnetd", len(have), "learned", total, "took", time.Since(start).Round(time.Microsecond)}
 		if n <= 8 {
 			var ps []string
 			for _, r := range adds {
@@ -636,7 +683,7 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 		}
 		slog.Info(msg, args...)
 	}
-	a.metrics.routes.WithLabelValues("bgp").Set(float64(len(want)))
+	a.metrics.routes.WithLabelValues("bgp").Set(float64(len(have)))
 	if len(errs) > 0 {
 		a.metrics.routeErrors.Add(float64(len(errs)))
 		return fmt.Errorf("bgp: %d route(s) not programmed: %s", len(errs), strings.Join(errs, ", "))

@@ -23,12 +23,16 @@ import (
 	gobgputil "github.com/osrg/gobgp/v4/pkg/apiutil"
 	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	vecnetv1 "github.com/vecnet/vecnet/api/vecnet/v1"
+	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
+	"github.com/vecnet/vecnet/pkg/ipam"
 	"github.com/vecnet/vecnet/pkg/kubecluster"
 	"github.com/vecnet/vecnet/test/netlab"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // TestBGPConvergence: three meshed nodes; the third gets its first pod
@@ -43,29 +47,54 @@ func TestBGPConvergence(t *testing.T) {
 	}
 	b.waitBGPRoutes("mesh of two", b.nodes[:2], 30*time.Second, b.meshWant(), nil)
 	n3 := b.nodes[2]
-	p3 := n3.newPod("pod-new", nil)
-	start := time.Now()
-	n3.add(p3) // allocates node3's first block
-	added := time.Since(start)
-	b.pods[n3] = p3
-	reach := map[*routeNode]time.Duration{}
-	for time.Since(start) < 30*time.Second && len(reach) < 2 {
-		for _, n := range b.nodes[:2] {
-			if _, ok := reach[n]; ok {
-				continue
-			}
-			if _, err := netlab.InNetns(b.pods[n].netns, "ping", "-c", "1", "-W", "0.1", p3.v4.String()); err == nil {
-				reach[n] = time.Since(start)
+	rounds := 5
+	if os.Getenv("VECNET_BENCH") == "" {
+		rounds = 1
+	}
+	s := runtime.NewScheme()
+	if err := v3.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	crc, err := client.New(b.env.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worsts, adds []time.Duration
+	for round := range rounds {
+		p3 := n3.newPod(fmt.Sprintf("pod-new-%d", round), nil)
+		start := time.Now()
+		n3.add(p3) // allocates node3's first block
+		added := time.Since(start)
+		reach := map[*routeNode]time.Duration{}
+		for time.Since(start) < 30*time.Second && len(reach) < 2 {
+			for _, n := range b.nodes[:2] {
+				if _, ok := reach[n]; ok {
+					continue
+				}
+				if _, err := netlab.InNetns(b.pods[n].netns, "ping", "-c", "1", "-W", "0.1", p3.v4.String()); err == nil {
+					reach[n] = time.Since(start)
+				}
 			}
 		}
+		if len(reach) < 2 {
+			t.Fatalf("node3's new pod not reachable from both other nodes after 30s (%v)\nnode3 agent log:\n%s", reach, n3.agentLog.String())
+		}
+		worsts = append(worsts, max(reach[b.nodes[0]], reach[b.nodes[1]]))
+		adds = append(adds, added)
+		b.pods[n3] = p3
+		b.pingAll("after convergence")
+		// The node gives its block back (pod deleted, affinity released):
+		// the others withdraw it, and the next round starts from no block.
+		gone := []string{blockOf(p3.v4), blockOf(p3.v6)}
+		n3.del(p3)
+		delete(b.pods, n3)
+		if err := ipam.New(crc, ipam.Options{}).ReleaseAffinity(ctxTODO, n3.node); err != nil {
+			t.Fatal(err)
+		}
+		b.waitBGPRoutes("node3's block withdrawn", b.nodes[:2], 30*time.Second, b.meshWant(), func(*routeNode) []string { return gone })
 	}
-	if len(reach) < 2 {
-		t.Fatalf("node3's new pod not reachable from both other nodes after 30s (%v)\nnode3 agent log:\n%s", reach, n3.agentLog.String())
-	}
-	worst := max(reach[b.nodes[0]], reach[b.nodes[1]])
-	fmt.Printf("RESULT bgp-convergence: new node's first block to its pod reachable from all others: %v (CNI ADD %v, node1 %v, node2 %v)\n",
-		worst.Round(time.Millisecond), added.Round(time.Millisecond), reach[b.nodes[0]].Round(time.Millisecond), reach[b.nodes[1]].Round(time.Millisecond))
-	b.pingAll("after convergence")
+	fmt.Printf("RESULT bgp-convergence: a node's first block to its pod reachable from all other nodes, median of %d: %v (rounds %v; CNI ADD, which allocates the block, median %v)\n",
+		rounds, median(worsts).Round(time.Millisecond), roundAll(worsts), median(adds).Round(time.Millisecond))
 }
 
 // TestBGPProgramming: a BIRD router with 10 000 prefixes peers with one
