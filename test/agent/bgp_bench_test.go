@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -126,7 +127,7 @@ protocol device { scan time 10; }
 protocol kernel { ipv4 { import none; export all; }; }
 protocol bgp injector { local as 65100; neighbor %s as %d; hold time 6; ipv4 { import all; export none; }; }
 `, knAddr, torAddr4, torASN)
-	knBirdc := startBIRDWith(t, kn, "kernel node", knConf)
+	knBirdc, _ := startBIRDWith(t, kn, "kernel node", knConf)
 
 	// The router with the prefixes: gobgpd, both sessions administratively
 	// down. (BIRD as the sender stalls its last UPDATE for about 1.5 s
@@ -338,9 +339,9 @@ func attach(t *testing.T, underlay, ns, addr string) {
 	netlab.MustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
 }
 
-// startBIRDWith runs BIRD in ns with configuration conf and returns a
-// birdc function for it.
-func startBIRDWith(t *testing.T, ns, what, conf string) func(args ...string) (string, error) {
+// startBIRDWith runs BIRD in ns with configuration conf; it returns a
+// birdc function for it and the configuration file's path.
+func startBIRDWith(t *testing.T, ns, what, conf string) (func(args ...string) (string, error), string) {
 	t.Helper()
 	netlab.Require(t, "bird", "birdc")
 	dir := t.TempDir()
@@ -348,8 +349,22 @@ func startBIRDWith(t *testing.T, ns, what, conf string) func(args ...string) (st
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	birdc := func(args ...string) (string, error) {
+		out, err := exec.Command("birdc", append([]string{"-s", sock}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	startDaemon(t, ns, "BIRD ("+what+")", func() error { _, err := birdc("show", "status"); return err },
+		"bird", "-f", "-c", cfg, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
+	return birdc, cfg
+}
+
+// startDaemon runs argv in namespace ns until the test ends (SIGTERM,
+// then SIGKILL after 5 s), logging its output if the test failed, and
+// waits up to 10 s for ready to succeed.
+func startDaemon(t *testing.T, ns, what string, ready func() error, argv ...string) {
+	t.Helper()
 	log := &lockedBuf{}
-	cmd := exec.Command("ip", "netns", "exec", ns, "bird", "-f", "-c", cfg, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -365,25 +380,22 @@ func startBIRDWith(t *testing.T, ns, what, conf string) func(args ...string) (st
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("BIRD (%s) log:\n%s", what, log.String())
+			t.Logf("%s log:\n%s", what, log.String())
 		}
 	})
-	birdc := func(args ...string) (string, error) {
-		out, err := exec.Command("birdc", append([]string{"-s", sock}, args...)...).CombinedOutput()
-		return string(out), err
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := birdc("show", "status"); err == nil {
-			return birdc
+		err := ready()
+		if err == nil {
+			return
 		}
 		select {
 		case <-done:
-			t.Fatalf("BIRD (%s) exited:\n%s", what, log.String())
+			t.Fatalf("%s exited:\n%s", what, log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("BIRD (%s) did not start:\n%s", what, log.String())
+			t.Fatalf("%s not ready after 10s: %v\n%s", what, err, log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -406,26 +418,6 @@ func startGoBGPD(t *testing.T, ns, conf string) gobgpapi.GoBgpServiceClient {
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := &lockedBuf{}
-	cmd := exec.Command("ip", "netns", "exec", ns, bin, "-f", cfg, "-l", "warn", "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("gobgpd log:\n%s", log.String())
-		}
-	})
 	// The API listens on ns's loopback: dial from inside ns.
 	conn, err := grpc.NewClient("passthrough:///127.0.0.1:50051", grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -441,24 +433,16 @@ func startGoBGPD(t *testing.T, ns, conf string) gobgpapi.GoBgpServiceClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	c := gobgpapi.NewGoBgpServiceClient(conn)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	startDaemon(t, ns, "gobgpd", func() error {
 		ctx, cancel := context.WithTimeout(ctxTODO, time.Second)
+		defer cancel()
 		r, err := c.GetBgp(ctx, &gobgpapi.GetBgpRequest{})
-		cancel()
-		if err == nil && r.GetGlobal().GetAsn() != 0 {
-			return c
+		if err == nil && r.GetGlobal().GetAsn() == 0 {
+			err = errors.New("BGP not started")
 		}
-		select {
-		case <-done:
-			t.Fatalf("gobgpd exited:\n%s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gobgpd not ready: %v\n%s", err, log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err
+	}, bin, "-f", cfg, "-l", "warn", "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable")
+	return c
 }
 
 // injectRoutes adds n /26 prefixes (10.200.0.0/26, 10.200.0.64/26, ...,

@@ -9,10 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,17 +35,15 @@ const (
 
 // bird is a BIRD daemon in its own namespace.
 type bird struct {
-	t    *testing.T
-	ns   string
-	sock string
-	conf string
-	log  *lockedBuf
+	t     *testing.T
+	ns    string
+	conf  string // configuration file
+	birdc func(args ...string) (string, error)
 }
 
-// writeConf writes BIRD's configuration: a session per node and family;
+// torConf is the router's configuration: a session per node and family;
 // the session named badPassword gets a password the node does not have.
-func (r *bird) writeConf(b *bgpLab, badPassword string) {
-	r.t.Helper()
+func torConf(b *bgpLab, badPassword string) string {
 	var conf strings.Builder
 	fmt.Fprintf(&conf, `log stderr all;
 router id %s;
@@ -80,8 +75,17 @@ template bgp vnode {
 			fmt.Fprintf(&conf, "protocol bgp %s from vnode { neighbor %s as %d; password %q; %s { import all; export all; }; }\n", name, s.addr, asn, pw, afi)
 		}
 	}
-	if err := os.WriteFile(r.conf, []byte(conf.String()), 0o644); err != nil {
+	return conf.String()
+}
+
+// reconfigure rewrites BIRD's configuration and makes it apply it.
+func (r *bird) reconfigure(b *bgpLab, badPassword string) {
+	r.t.Helper()
+	if err := os.WriteFile(r.conf, []byte(torConf(b, badPassword)), 0o644); err != nil {
 		r.t.Fatal(err)
+	}
+	if out, err := r.birdc("configure"); err != nil {
+		r.t.Fatalf("birdc configure: %v\n%s", err, out)
 	}
 }
 
@@ -96,7 +100,7 @@ func (r *bird) established() (int, string) {
 func startBIRD(t *testing.T, b *bgpLab) *bird {
 	t.Helper()
 	netlab.Require(t, "bird", "birdc")
-	r := &bird{t: t, ns: netlab.Netns(t, "vntor"), log: &lockedBuf{}}
+	r := &bird{t: t, ns: netlab.Netns(t, "vntor")}
 	port := "tor-" + netlab.Unique()
 	netlab.MustRun(t, "ip", "link", "add", port, "netns", b.lab.Underlay, "type", "veth", "peer", "name", "eth0", "netns", r.ns)
 	netlab.MustRun(t, "ip", "-n", b.lab.Underlay, "link", "set", port, "master", "br0", "up")
@@ -110,45 +114,8 @@ func startBIRD(t *testing.T, b *bgpLab) *bird {
 	netlab.MustRun(t, "ip", "-n", r.ns, "addr", "add", torHost6+"/64", "dev", "dummy0", "nodad")
 	netlab.MustRun(t, "ip", "-n", r.ns, "link", "set", "dummy0", "up")
 
-	dir := t.TempDir()
-	r.sock = filepath.Join(dir, "bird.ctl")
-	r.conf = filepath.Join(dir, "bird.conf")
-	r.writeConf(b, "")
-	cfgPath := r.conf
-	cmd := exec.Command("ip", "netns", "exec", r.ns, "bird", "-f", "-c", cfgPath, "-s", r.sock, "-P", filepath.Join(dir, "bird.pid"))
-	cmd.Stdout, cmd.Stderr = r.log, r.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("BIRD log:\n%s", r.log.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := r.birdc("show", "status"); err == nil {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("BIRD did not start:\n%s", r.log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (r *bird) birdc(args ...string) (string, error) {
-	out, err := exec.Command("birdc", append([]string{"-s", r.sock}, args...)...).CombinedOutput()
-	return string(out), err
+	r.birdc, r.conf = startBIRDWith(t, r.ns, "top of rack", torConf(b, ""))
+	return r
 }
 
 // waitRoute waits until BIRD's table has (or, with present false, lacks)
@@ -164,7 +131,7 @@ func (r *bird) waitRoute(p string, present bool, d time.Duration) {
 		if time.Now().After(deadline) {
 			out, _ := r.birdc("show", "route")
 			proto, _ := r.birdc("show", "protocols")
-			r.t.Fatalf("BIRD: route %s present=%v not reached in %s\n%s\n%s\nBIRD log:\n%s", p, !present, d, out, proto, r.log.String())
+			r.t.Fatalf("BIRD: route %s present=%v not reached in %s\n%s\n%s", p, !present, d, out, proto)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -274,10 +241,7 @@ spec:
 	// session): it goes down and stays down, node1's agent keeps running,
 	// every other session is untouched.
 	n1 := b.nodes[0]
-	tor.writeConf(b, "node1_v4")
-	if out, err := tor.birdc("configure"); err != nil {
-		t.Fatalf("birdc configure: %v\n%s", err, out)
-	}
+	tor.reconfigure(b, "node1_v4")
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		out, _ := tor.birdc("show", "protocols", "node1_v4")
@@ -307,10 +271,7 @@ spec:
 			pingRetry(t, "one IPv4 session down", n1, b.pods[n1], p.v6)
 		}
 	}
-	tor.writeConf(b, "")
-	if out, err := tor.birdc("configure"); err != nil {
-		t.Fatalf("birdc configure: %v\n%s", err, out)
-	}
+	tor.reconfigure(b, "")
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		n, out := tor.established()

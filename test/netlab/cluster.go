@@ -2,12 +2,11 @@ package netlab
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/vecnet/vecnet/pkg/kubecluster"
 )
 
 // A Cluster is several nodes on one underlay: each node is a network
@@ -133,38 +132,4 @@ func (nd *Node) AddPod(t testing.TB, mtu int) *Pod {
 
 // Do runs fn on an OS thread inside namespace ns; sockets fn opens stay
 // in ns. Every descriptor Do itself opens is closed before it returns.
-func Do(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is unlocked only once its namespace is restored: if
-		// that failed it must not run other goroutines, and Go discards a
-		// locked thread when its goroutine exits.
-		restored, err := doIn(ns, fn)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
-
-// doIn switches the locked calling thread into ns, runs fn and switches
-// back; its deferred closes run before Do reports.
-func doIn(ns string, fn func() error) (restored bool, err error) {
-	orig, err := netns.Get()
-	if err != nil {
-		return true, err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return true, err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return true, err
-	}
-	err = fn()
-	return netns.Set(orig) == nil, err
-}
+func Do(ns string, fn func() error) error { return kubecluster.InNetns(ns, fn) }
