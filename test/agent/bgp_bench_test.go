@@ -24,16 +24,12 @@ import (
 	gobgputil "github.com/osrg/gobgp/v4/pkg/apiutil"
 	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	vecnetv1 "github.com/vecnet/vecnet/api/vecnet/v1"
-	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
-	"github.com/vecnet/vecnet/pkg/ipam"
 	"github.com/vecnet/vecnet/pkg/kubecluster"
 	"github.com/vecnet/vecnet/test/netlab"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // TestBGPConvergence: three meshed nodes; the third gets its first pod
@@ -51,14 +47,6 @@ func TestBGPConvergence(t *testing.T) {
 	rounds := 5
 	if os.Getenv("VECNET_BENCH") == "" {
 		rounds = 1
-	}
-	s := runtime.NewScheme()
-	if err := v3.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	crc, err := client.New(b.env.Config, client.Options{Scheme: s})
-	if err != nil {
-		t.Fatal(err)
 	}
 	var worsts, adds []time.Duration
 	for round := range rounds {
@@ -89,9 +77,7 @@ func TestBGPConvergence(t *testing.T) {
 		gone := []string{blockOf(p3.v4), blockOf(p3.v6)}
 		n3.del(p3)
 		delete(b.pods, n3)
-		if err := ipam.New(crc, ipam.Options{}).ReleaseAffinity(ctxTODO, n3.node); err != nil {
-			t.Fatal(err)
-		}
+		releaseAffinity(t, b.env, n3.node)
 		b.waitBGPRoutes("node3's block withdrawn", b.nodes[:2], 30*time.Second, b.meshWant(), func(*routeNode) []string { return gone })
 	}
 	fmt.Printf("RESULT bgp-convergence: a node's first block to its pod reachable from all other nodes, median of %d: %v (rounds %v; CNI ADD, which allocates the block, median %v)\n",

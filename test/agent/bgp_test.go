@@ -16,16 +16,12 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
-	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
-	"github.com/vecnet/vecnet/pkg/ipam"
 	"github.com/vecnet/vecnet/test/kubeenv"
 	"github.com/vecnet/vecnet/test/netlab"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 var (
@@ -399,17 +395,7 @@ func TestBGPRestartSweepsStale(t *testing.T) {
 	gone := []string{blockOf(b.pods[n1].v4), blockOf(b.pods[n1].v6)}
 	n1.del(b.pods[n1])
 	delete(b.pods, n1)
-	s := runtime.NewScheme()
-	if err := v3.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	crc, err := client.New(b.env.Config, client.Options{Scheme: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ipam.New(crc, ipam.Options{}).ReleaseAffinity(ctxTODO, n1.node); err != nil {
-		t.Fatal(err)
-	}
+	releaseAffinity(t, b.env, n1.node)
 	time.Sleep(time.Second)
 	if got, _ := bgpRoutes(n2.v); got[gone[0]] == "" {
 		t.Fatalf("node2's vecnetd lost node1's route while node2's agent was down: %v", got)

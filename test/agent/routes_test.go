@@ -5,15 +5,12 @@
 package agent
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -162,38 +159,10 @@ func restartVecnetd(t *testing.T, n *routeNode) {
 	if !n.nd.V.Stop(10 * time.Second) {
 		t.Fatal("vecnetd did not stop")
 	}
-	var log bytes.Buffer
-	cmd := exec.Command("ip", "netns", "exec", n.nd.NS, filepath.Join(n.bin, "vecnetd"), "--socket", socket, "--workers", "1",
-		"--pod-cidrs", strings.Join(netlab.PodPrefixes, ","), "--uplinks", "eth0:af_packet")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("restarted vecnetd log:\n%s", log.String())
-		}
-	})
 	v := &netlab.Vecnetd{Socket: socket, Bin: n.bin}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := v.Ctl("show", "vrfs"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted vecnetd not answering:\n%s", log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	startDaemon(t, n.nd.NS, "restarted vecnetd", func() error { _, err := v.Ctl("show", "vrfs"); return err },
+		filepath.Join(n.bin, "vecnetd"), "--socket", socket, "--workers", "1",
+		"--pod-cidrs", strings.Join(netlab.PodPrefixes, ","), "--uplinks", "eth0:af_packet")
 	n.v = v
 }
 
@@ -331,17 +300,7 @@ spec: {cidr: %q, blockSize: %s, nodeSelector: %q, %s}
 	gone := nodes[1]
 	gone.del(pods[gone])
 	delete(pods, gone)
-	s := runtime.NewScheme()
-	if err := v3.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	crc, err := client.New(env.Config, client.Options{Scheme: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ipam.New(crc, ipam.Options{}).ReleaseAffinity(ctxTODO, gone.node); err != nil {
-		t.Fatal(err)
-	}
+	releaseAffinity(t, env, gone.node)
 	waitRoutes(t, "after node2's blocks were released", nodes, want("-", "-"))
 	pingRetry(t, "after release", nodes[0], pods[nodes[0]], pods[nodes[2]].v4)
 	pingRetry(t, "after release", nodes[2], pods[nodes[2]], pods[nodes[0]].v6)
@@ -378,5 +337,22 @@ spec: {cidr: %q, blockSize: %s, nodeSelector: %q, %s}
 	}
 	if os.Getenv("VECNET_AGENT_LOG") != "" {
 		t.Logf("node1 agent log:\n%s", nodes[0].agentLog.String())
+	}
+}
+
+// releaseAffinity releases node's IPAM block affinities, as Calico does
+// when a node is removed: its empty blocks go, the others lose their node.
+func releaseAffinity(t *testing.T, env *kubeenv.Env, node string) {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := v3.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	crc, err := client.New(env.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ipam.New(crc, ipam.Options{}).ReleaseAffinity(ctxTODO, node); err != nil {
+		t.Fatal(err)
 	}
 }
