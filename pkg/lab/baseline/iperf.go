@@ -35,8 +35,9 @@ var errPortTaken = errors.New("port taken")
 // in serverNS on a port free there, waits until it listens, runs the client
 // with -J in clientNS and parses its JSON. The server is killed on every
 // path, including errors and a cancelled ctx, and both processes die with
-// the calling process.
-func Iperf3(ctx context.Context, clientNS, serverNS, addr string, seconds int) (float64, error) {
+// the calling process. args are extra client flags (e.g. "-P", "4", or
+// "-O", "1" to omit the first second).
+func Iperf3(ctx context.Context, clientNS, serverNS, addr string, seconds int, args ...string) (float64, error) {
 	if seconds < 1 {
 		return 0, fmt.Errorf("iperf3: duration %d s: need at least 1", seconds)
 	}
@@ -46,7 +47,7 @@ func Iperf3(ctx context.Context, clientNS, serverNS, addr string, seconds int) (
 	var err error
 	for range 3 {
 		var bps float64
-		bps, err = iperf3Once(ctx, clientNS, serverNS, addr, seconds)
+		bps, err = iperf3Once(ctx, clientNS, serverNS, addr, seconds, args)
 		if !errors.Is(err, errPortTaken) {
 			return bps, err
 		}
@@ -54,7 +55,7 @@ func Iperf3(ctx context.Context, clientNS, serverNS, addr string, seconds int) (
 	return 0, err
 }
 
-func iperf3Once(ctx context.Context, clientNS, serverNS, addr string, seconds int) (float64, error) {
+func iperf3Once(ctx context.Context, clientNS, serverNS, addr string, seconds int, args []string) (float64, error) {
 	port, err := freePort(ctx, serverNS)
 	if err != nil {
 		return 0, err
@@ -99,7 +100,7 @@ func iperf3Once(ctx context.Context, clientNS, serverNS, addr string, seconds in
 		return 0, err
 	}
 
-	bps, err := Client(ctx, clientNS, addr, port, seconds)
+	bps, err := Client(ctx, clientNS, addr, port, seconds, args...)
 	if err == nil {
 		return bps, nil
 	}
@@ -112,14 +113,16 @@ func iperf3Once(ctx context.Context, clientNS, serverNS, addr string, seconds in
 
 // Client runs one iperf3 client of seconds seconds in clientNS against a
 // server already listening at addr:port (a lab pod's `iperf3 -s`, or the
-// one Iperf3 starts) and returns the receiver's bits per second. Errors
-// name the command and say what iperf3 reported.
-func Client(ctx context.Context, clientNS, addr string, port, seconds int) (float64, error) {
+// one Iperf3 starts) and returns the receiver's bits per second. extra are
+// further client flags. Errors name the command and say what iperf3
+// reported.
+func Client(ctx context.Context, clientNS, addr string, port, seconds int, extra ...string) (float64, error) {
 	// Bound the client: a path that drops everything would otherwise hang
 	// in TCP retransmissions long after the test time.
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+20*time.Second)
 	defer cancel()
 	args := []string{"netns", "exec", clientNS, "iperf3", "-J", "-c", addr, "-p", strconv.Itoa(port), "-t", strconv.Itoa(seconds), "--connect-timeout", "3000"}
+	args = append(args, extra...)
 	var out bytes.Buffer
 	cl := exec.CommandContext(cctx, "ip", args...)
 	cl.Stdout, cl.Stderr = &out, &out
