@@ -11,6 +11,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,15 +29,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vecnet/vecnet/pkg/lab/baseline"
 	"github.com/vecnet/vecnet/test/netlab"
 )
 
 // xnPodMTU is the pod MTU on both paths: 1500 less the VXLAN overhead.
 const xnPodMTU = 1450
-
-// xnVNI is the VNI of the kernel path; vecnetd's routes use the same
-// default.
-const xnVNI = 4096
 
 func xnSeconds() int {
 	if s, _ := strconv.Atoi(os.Getenv("VECNET_BENCH_SECONDS")); s > 0 {
@@ -190,70 +188,41 @@ func xnLinkMAC(t testing.TB, ns, ifname string) net.HardwareAddr {
 	return mac
 }
 
-// xnKernelVXLAN builds the kernel baseline: two node namespaces with eth0
-// veths into an underlay bridge (192.168.77.i/24, as netlab.NewCluster),
-// one pod per node on a Calico-style routed veth (10.88.i.2/32, default
-// route via 169.254.1.1 answered by proxy ARP), and per node a kernel
-// vxlan0 set up the way flannel's vxlan backend does it: no learning,
-// a permanent neighbour and an FDB entry for every other node's VTEP, and
-// a route to every other node's pod /24 through it.
+// xnKernelVXLAN builds the kernel baseline, baseline.CrossNodeVXLAN: two
+// node namespaces with eth0 veths into an underlay bridge, one pod per node
+// on a Calico-style routed veth (a /32, default route via 169.254.1.1
+// answered by proxy ARP), and per node a kernel vxlan0 set up the way
+// flannel's vxlan backend does it (no learning, a permanent neighbour and
+// an FDB entry for the other node's VTEP, a route to its pod /24 through
+// it). vxlan0 and the pods have MTU mtu, the underlay 1500 (for mtu 1450).
 func xnKernelVXLAN(t *testing.T, mtu int) *xnPath {
 	t.Helper()
-	underlay := netlab.Netns(t, "vnkul")
-	netlab.MustRun(t, "ip", "-n", underlay, "link", "add", "br0", "type", "bridge")
-	netlab.MustRun(t, "ip", "-n", underlay, "link", "set", "br0", "up")
-	type knode struct {
-		ns, addr string
-		mac      string // vxlan0's MAC
-		pod      xnPod
-	}
-	var nodes []*knode
-	for i := 1; i <= 2; i++ {
-		nd := &knode{ns: netlab.Netns(t, fmt.Sprintf("vnknode%d", i)), addr: fmt.Sprintf("192.168.77.%d", i), mac: fmt.Sprintf("02:88:00:00:00:%02x", i)}
-		port := fmt.Sprintf("k%d-%s", i, netlab.Unique())
-		netlab.MustRun(t, "ip", "link", "add", port, "netns", underlay, "type", "veth", "peer", "name", "eth0", "netns", nd.ns)
-		netlab.MustRun(t, "ip", "-n", underlay, "link", "set", port, "master", "br0", "up")
-		netlab.MustRun(t, "ip", "netns", "exec", nd.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-		netlab.MustRun(t, "ip", "-n", nd.ns, "addr", "add", nd.addr+"/24", "dev", "eth0")
-		netlab.MustRun(t, "ip", "-n", nd.ns, "link", "set", "eth0", "up")
-
-		netlab.MustRun(t, "ip", "-n", nd.ns, "link", "add", "vxlan0", "address", nd.mac, "mtu", "1450", "type", "vxlan",
-			"id", strconv.Itoa(xnVNI), "dstport", "4789", "local", nd.addr, "dev", "eth0", "nolearning")
-		netlab.MustRun(t, "ip", "-n", nd.ns, "addr", "add", fmt.Sprintf("10.88.%d.0/32", i), "dev", "vxlan0")
-		netlab.MustRun(t, "ip", "-n", nd.ns, "link", "set", "vxlan0", "up")
-
-		// The pod: a veth whose node side answers ARP for the gateway
-		// 169.254.1.1 by proxy (which needs a route for it elsewhere).
-		nd.pod = xnPod{NS: netlab.Netns(t, fmt.Sprintf("vnkpod%d", i)), Ifname: "eth0", Addr: fmt.Sprintf("10.88.%d.2", i)}
-		hv := "cali" + netlab.Unique()
-		netlab.MustRun(t, "ip", "link", "add", "eth0", "netns", nd.pod.NS, "mtu", strconv.Itoa(mtu), "type", "veth", "peer", "name", hv, "netns", nd.ns, "mtu", strconv.Itoa(mtu))
-		netlab.MustRun(t, "ip", "-n", nd.pod.NS, "addr", "add", nd.pod.Addr+"/32", "dev", "eth0")
-		netlab.MustRun(t, "ip", "-n", nd.pod.NS, "link", "set", "eth0", "up")
-		netlab.MustRun(t, "ip", "-n", nd.pod.NS, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0", "onlink")
-		netlab.MustRun(t, "ip", "-n", nd.ns, "route", "add", "169.254.1.1/32", "dev", "lo")
-		netlab.MustRun(t, "ip", "netns", "exec", nd.ns, "sysctl", "-qw", "net.ipv4.conf."+hv+".proxy_arp=1")
-		netlab.MustRun(t, "ip", "-n", nd.ns, "link", "set", hv, "up")
-		netlab.MustRun(t, "ip", "-n", nd.ns, "route", "add", nd.pod.Addr+"/32", "dev", hv)
-		nd.pod.MAC = xnLinkMAC(t, nd.pod.NS, "eth0")
-		nd.pod.GwMAC = xnLinkMAC(t, nd.ns, hv)
-		nodes = append(nodes, nd)
-	}
-	for i, nd := range nodes {
-		for j, peer := range nodes {
-			if i == j {
-				continue
-			}
-			gw := fmt.Sprintf("10.88.%d.0", j+1)
-			netlab.MustRun(t, "ip", "-n", nd.ns, "neigh", "add", gw, "lladdr", peer.mac, "dev", "vxlan0", "nud", "permanent")
-			netlab.MustRun(t, "bridge", "-n", nd.ns, "fdb", "append", peer.mac, "dev", "vxlan0", "dst", peer.addr)
-			netlab.MustRun(t, "ip", "-n", nd.ns, "route", "add", fmt.Sprintf("10.88.%d.0/24", j+1), "via", gw, "dev", "vxlan0", "onlink")
-		}
-	}
-	p := &xnPath{Name: "kernel", Src: nodes[0].pod, Dst: nodes[1].pod}
-	if out, ok := xnPing(p.Src.NS, p.Dst.Addr); !ok {
-		t.Fatalf("kernel VXLAN path: ping %s from the pod on node 1 failed:\n%s", p.Dst.Addr, out)
-	}
+	k := kernelPath(t, baseline.CrossNodeVXLAN, mtu)
+	p := &xnPath{Name: "kernel",
+		Src: xnPod{NS: k.Client, Ifname: "eth0", Addr: k.ClientAddr},
+		Dst: xnPod{NS: k.Server, Ifname: "eth0", Addr: k.ServerAddr}}
+	p.Src.MAC = xnLinkMAC(t, p.Src.NS, "eth0")
+	p.Src.GwMAC = xnGatewayMAC(t, p.Src.NS, "eth0")
 	return p
+}
+
+// xnGatewayMAC is the MAC that ifname in ns resolved the pods' gateway
+// 169.254.1.1 to: the node side of the pod's veth, which answers for it by
+// proxy ARP. The path was pinged when it was built, so it is resolved.
+func xnGatewayMAC(t testing.TB, ns, ifname string) net.HardwareAddr {
+	t.Helper()
+	out := netlab.MustRun(t, "ip", "-n", ns, "-j", "neigh", "show", "169.254.1.1", "dev", ifname)
+	var neigh []struct {
+		LLAddr string `json:"lladdr"`
+	}
+	if err := json.Unmarshal([]byte(out), &neigh); err != nil || len(neigh) != 1 || neigh[0].LLAddr == "" {
+		t.Fatalf("ip -j neigh show 169.254.1.1 dev %s in %s: %v\n%s", ifname, ns, err, out)
+	}
+	mac, err := net.ParseMAC(neigh[0].LLAddr)
+	if err != nil {
+		t.Fatalf("gateway MAC of %s in %s: %v", ifname, ns, err)
+	}
+	return mac
 }
 
 // xnVecnetVXLAN builds a two-node vecnet cluster with uplink driver drv and
@@ -345,12 +314,10 @@ func xnWhy(err error) string {
 	return first
 }
 
-// xnIperf3 is netlab.Iperf3 returning an error rather than failing.
-func xnIperf3(t *testing.T, p *xnPath, secs int) (gbps float64, err error) {
-	err = xnTry(t, func(tb testing.TB) {
-		gbps = netlab.Iperf3(tb, p.Src.NS, p.Dst.NS, p.Dst.Addr, secs, "-O", "1") / 1e9
-	})
-	return gbps, err
+// xnIperf3 is one iperf3 run over p in Gbit/s, the first second omitted.
+func xnIperf3(p *xnPath, secs int) (gbps float64, err error) {
+	bps, err := baseline.Iperf3(context.Background(), p.Src.NS, p.Dst.NS, p.Dst.Addr, secs, "-O", "1")
+	return bps / 1e9, err
 }
 
 // TestCrossNodeTCP: one iperf3 TCP stream from a pod on node 1 to a pod
@@ -363,7 +330,7 @@ func TestCrossNodeTCP(t *testing.T) {
 	vn := map[string][]float64{}
 	failed := map[string]bool{}
 	for r := 1; r <= rounds; r++ {
-		g, err := xnIperf3(t, kernel, secs)
+		g, err := xnIperf3(kernel, secs)
 		if err != nil {
 			t.Fatalf("round %d, kernel path: %v", r, err)
 		}
@@ -373,7 +340,7 @@ func TestCrossNodeTCP(t *testing.T) {
 			if failed[p.Name] {
 				continue
 			}
-			g, err := xnIperf3(t, p, secs)
+			g, err := xnIperf3(p, secs)
 			if err != nil {
 				t.Errorf("round %d, vecnet %s: %v\nnode 1 errors:\n%s\nnode 2 errors:\n%s", r, p.Name, err,
 					xnCtl(p.Cluster.Nodes[0].V, "show", "errors"), xnCtl(p.Cluster.Nodes[1].V, "show", "errors"))

@@ -4,12 +4,14 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
 	"testing"
 
+	"github.com/vecnet/vecnet/pkg/lab/baseline"
 	"github.com/vecnet/vecnet/test/netlab"
 )
 
@@ -20,31 +22,22 @@ func requireBench(t *testing.T) {
 	netlab.Require(t, "iperf3")
 }
 
-// kernelPods builds the kernel path Calico's iptables/eBPF-free dataplane
-// uses on one node: each pod has a veth to a routing namespace (the "host")
-// that has a /32 route per pod and answers ARP for the pods' gateway
-// 169.254.1.1 by proxy ARP.
-func kernelPods(t *testing.T, mtu int) (a, b string) {
-	host := netlab.Netns(t, "vnkhost")
-	netlab.MustRun(t, "ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	// Proxy ARP answers only for addresses routed through another
-	// interface; a host route for the gateway on lo provides one.
-	netlab.MustRun(t, "ip", "-n", host, "route", "add", "169.254.1.1/32", "dev", "lo")
-	var pods []string
-	for i, addr := range []string{"10.78.0.2", "10.78.0.3"} {
-		p := netlab.Netns(t, "vnkpod")
-		hv := fmt.Sprintf("cali%d%s", i, netlab.Unique())
-		netlab.MustRun(t, "ip", "link", "add", "eth0", "netns", p, "mtu", strconv.Itoa(mtu), "type", "veth", "peer", "name", hv, "netns", host, "mtu", strconv.Itoa(mtu))
-		netlab.MustRun(t, "ip", "-n", p, "addr", "add", addr+"/32", "dev", "eth0")
-		netlab.MustRun(t, "ip", "-n", p, "link", "set", "eth0", "up")
-		netlab.MustRun(t, "ip", "-n", p, "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
-		netlab.MustRun(t, "ip", "-n", p, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-		netlab.MustRun(t, "ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.conf."+hv+".proxy_arp=1")
-		netlab.MustRun(t, "ip", "-n", host, "link", "set", hv, "up")
-		netlab.MustRun(t, "ip", "-n", host, "route", "add", addr+"/32", "dev", hv)
-		pods = append(pods, p)
+// kernelPath builds a kernel reference path with pkg/lab/baseline (the
+// paths the lab demo also measures against: baseline.SameNode is Calico's
+// same-node path, baseline.CrossNodeVXLAN flannel's cross-node one) with
+// pod MTU mtu, and removes it when the test ends.
+func kernelPath(t *testing.T, build func(context.Context, baseline.Options) (*baseline.Path, func() error, error), mtu int) *baseline.Path {
+	t.Helper()
+	p, clean, err := build(context.Background(), baseline.Options{Prefix: "vnbench-", PodMTU: mtu, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return pods[0], pods[1]
+	t.Cleanup(func() {
+		if err := clean(); err != nil {
+			t.Errorf("remove %s: %v", p.Name, err)
+		}
+	})
+	return p
 }
 
 func vecnetPods(t *testing.T, v *netlab.Vecnetd, mtu int) (a, b string) {
@@ -79,10 +72,10 @@ func TestIperf3SameNodeVsKernel(t *testing.T) {
 	const mtu = 1500
 	v := netlab.StartVecnetd(t, "--workers", "1")
 	va, vb := vecnetPods(t, v, mtu)
-	ka, kb := kernelPods(t, mtu)
+	k := kernelPath(t, baseline.SameNode, mtu)
 	var vn, kn []float64
 	for r := 0; r < rounds; r++ {
-		kn = append(kn, netlab.Iperf3(t, ka, kb, "10.78.0.3", secs, "-O", "1")/1e9)
+		kn = append(kn, netlab.Iperf3(t, k.Client, k.Server, k.ServerAddr, secs, "-O", "1")/1e9)
 		vn = append(vn, netlab.Iperf3(t, va, vb, "10.79.0.3", secs, "-O", "1")/1e9)
 		t.Logf("round %d: vecnet %.2f Gbit/s, kernel %.2f Gbit/s", r+1, vn[r], kn[r])
 	}

@@ -57,11 +57,12 @@ type Options struct {
 }
 
 // Path is a built reference path: iperf3 or ping from the Client namespace
-// to ServerAddr, which is in the Server namespace.
+// (whose pod address is ClientAddr, on eth0) to ServerAddr, which is in the
+// Server namespace (also on eth0).
 type Path struct {
-	Client, Server string // network namespace names
-	ServerAddr     string
-	Name           string // for display, e.g. "kernel same-node (routed veth)"
+	Client, Server         string // network namespace names
+	ClientAddr, ServerAddr string
+	Name                   string // for display, e.g. "kernel same-node (routed veth)"
 }
 
 // The gateway every Calico-style pod routes through. Nothing owns it; the

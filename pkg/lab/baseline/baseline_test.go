@@ -63,6 +63,9 @@ func checkPath(t *testing.T, prefix string, p *Path, cleanup func() error) {
 	if ok, out := Ping(ctx, p.Client, p.ServerAddr); !ok {
 		t.Fatalf("ping %s from %s: %s", p.ServerAddr, p.Client, out)
 	}
+	if out, err := run(ctx, "ip", "-n", p.Client, "addr", "show", "dev", "eth0"); err != nil || !strings.Contains(out, " "+p.ClientAddr+"/32 ") {
+		t.Errorf("client netns %s: eth0 does not have ClientAddr %s/32: %v\n%s", p.Client, p.ClientAddr, err, out)
+	}
 	bps, err := Iperf3(ctx, p.Client, p.Server, p.ServerAddr, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -78,10 +78,10 @@ func SameNode(ctx context.Context, o Options) (*Path, func() error, error) {
 	t.routingNode(host)
 	client := t.calicoPod("pod1", host, "cali1", "10.250.0.2", mtu)
 	server := t.calicoPod("pod2", host, "cali2", "10.250.0.3", mtu)
-	p := &Path{Client: client, Server: server, ServerAddr: "10.250.0.3", Name: "kernel same-node (routed veth)"}
+	p := &Path{Client: client, Server: server, ClientAddr: "10.250.0.2", ServerAddr: "10.250.0.3", Name: "kernel same-node (routed veth)"}
 	t.checkPing(p)
 	if t.err == nil {
-		o.logf("kernel baseline: same-node path %s (%s) -> %s (%s) via %s, pod MTU %d", client, "10.250.0.2", server, p.ServerAddr, host, mtu)
+		o.logf("kernel baseline: same-node path %s (%s) -> %s (%s) via %s, pod MTU %d", client, p.ClientAddr, server, p.ServerAddr, host, mtu)
 	}
 	return t.finish(p)
 }
@@ -155,11 +155,11 @@ func CrossNodeVXLAN(ctx context.Context, o Options) (*Path, func() error, error)
 			t.do("ip", "-n", nd.ns, "route", "add", fmt.Sprintf("10.250.%d.0/24", j+1), "via", gw, "dev", "vxlan0", "onlink")
 		}
 	}
-	p := &Path{Client: nodes[0].pod, Server: nodes[1].pod, ServerAddr: nodes[1].podAddr, Name: "kernel cross-node (VXLAN)"}
+	p := &Path{Client: nodes[0].pod, Server: nodes[1].pod, ClientAddr: nodes[0].podAddr, ServerAddr: nodes[1].podAddr, Name: "kernel cross-node (VXLAN)"}
 	t.checkPing(p)
 	if t.err == nil {
 		o.logf("kernel baseline: cross-node VXLAN path %s (%s) -> %s (%s), nodes %s %s on underlay %s, pod MTU %d",
-			p.Client, nodes[0].podAddr, p.Server, p.ServerAddr, nodes[0].ns, nodes[1].ns, underlay, mtu)
+			p.Client, p.ClientAddr, p.Server, p.ServerAddr, nodes[0].ns, nodes[1].ns, underlay, mtu)
 	}
 	return t.finish(p)
 }
