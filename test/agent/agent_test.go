@@ -65,7 +65,7 @@ type cluster struct {
 	health   string
 	metrics  string
 	agent    *exec.Cmd
-	agentLog *lockedBuf
+	agentLog *netlab.SyncBuffer
 	// agentDone is closed when the agent process has exited.
 	agentDone chan struct{}
 	cni       *libcni.CNIConfig
@@ -78,18 +78,6 @@ type cluster struct {
 	kubeconfig string
 	agentFlags []string
 }
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func apply(t *testing.T, env *kubeenv.Env, gvr schema.GroupVersionResource, doc string) {
 	t.Helper()
@@ -213,7 +201,7 @@ func freeAddr(t *testing.T) string {
 
 func (c *cluster) startAgent() {
 	c.t.Helper()
-	c.agentLog = &lockedBuf{}
+	c.agentLog = &netlab.SyncBuffer{}
 	argv := []string{filepath.Join(c.bin, "vecnet-agent"), "--node-name", c.node, "--kubeconfig", cmp.Or(c.kubeconfig, c.env.Kubeconfig),
 		"--vecnetd-socket", c.v.Socket, "--cni-socket", c.cniSock, "--health-addr", c.health, "--metrics-addr", c.metrics, "--gc-interval", agentGCInterval, "--log-level", cmp.Or(os.Getenv("VECNET_AGENT_LOG"), "info")}
 	argv = append(argv, c.agentFlags...)

@@ -349,7 +349,7 @@ func startBIRDWith(t *testing.T, ns, what, conf string) (func(args ...string) (s
 // waits up to 10 s for ready to succeed.
 func startDaemon(t *testing.T, ns, what string, ready func() error, argv ...string) {
 	t.Helper()
-	log := &lockedBuf{}
+	log := &netlab.SyncBuffer{}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

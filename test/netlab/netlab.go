@@ -148,8 +148,7 @@ type Vecnetd struct {
 	Socket string
 	Bin    string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	mu     sync.Mutex
+	log    SyncBuffer
 	exited chan struct{}
 }
 
@@ -177,7 +176,7 @@ func StartVecnetdIn(t testing.TB, ns string, flags ...string) *Vecnetd {
 func startVecnetd(t testing.TB, ns, socket string, flags ...string) *Vecnetd {
 	t.Helper()
 	bin := Binaries(t)
-	v := &Vecnetd{Socket: socket, Bin: bin, log: &bytes.Buffer{}, exited: make(chan struct{})}
+	v := &Vecnetd{Socket: socket, Bin: bin, exited: make(chan struct{})}
 	args := append([]string{"--socket", v.Socket}, flags...)
 	if ns == "" {
 		// Tests never make devices in the machine's own namespace: no
@@ -188,8 +187,7 @@ func startVecnetd(t testing.TB, ns, socket string, flags ...string) *Vecnetd {
 		// ip netns exec execs vecnetd in place: the pid is vecnetd's.
 		v.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, filepath.Join(bin, "vecnetd")}, args...)...)
 	}
-	v.cmd.Stdout = &lockedWriter{v}
-	v.cmd.Stderr = &lockedWriter{v}
+	v.cmd.Stdout, v.cmd.Stderr = &v.log, &v.log
 	if err := v.cmd.Start(); err != nil {
 		t.Fatalf("start vecnetd: %v", err)
 	}
@@ -217,20 +215,29 @@ func startVecnetd(t testing.TB, ns, socket string, flags ...string) *Vecnetd {
 	}
 }
 
-type lockedWriter struct{ v *Vecnetd }
+// SyncBuffer is a buffer that a process can write to (its Stdout and
+// Stderr) while the test reads it: Write and String are safe for
+// concurrent use. The zero value is empty and ready.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
 
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.v.mu.Lock()
-	defer w.v.mu.Unlock()
-	return w.v.log.Write(p)
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Log returns what vecnetd printed so far.
-func (v *Vecnetd) Log() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.log.String()
-}
+func (v *Vecnetd) Log() string { return v.log.String() }
 
 // Stop sends SIGTERM and waits up to grace before SIGKILL. It reports
 // whether the process exited by itself.

@@ -6,7 +6,6 @@
 package kubelet
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -48,20 +47,6 @@ var (
 	nodeSeq    int
 )
 
-// syncBuf is a goroutine-safe log buffer.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // node is one lab node: a Node object, its IPPools, vecnetd, vecnet-agent,
 // the conflist, and the kubelet under test.
 type node struct {
@@ -76,8 +61,8 @@ type node struct {
 	hostIP   string
 	v4Pool   netip.Prefix
 	metrics  string
-	agentLog *syncBuf
-	kLog     *syncBuf
+	agentLog *netlab.SyncBuffer
+	kLog     *netlab.SyncBuffer
 	stop     func() // stops the running kubelet
 }
 
@@ -88,7 +73,7 @@ func newNode(t *testing.T, withPools bool) *node {
 	env := kubeenv.Get(t)
 	crdsOnce.Do(func() { env.InstallCRDs(t, filepath.Join(repoRoot, "deploy", "crds")) })
 	nodeSeq++
-	n := &node{t: t, env: env, seq: nodeSeq, ns: env.Namespace(t), kLog: &syncBuf{}, agentLog: &syncBuf{}}
+	n := &node{t: t, env: env, seq: nodeSeq, ns: env.Namespace(t), kLog: &netlab.SyncBuffer{}, agentLog: &netlab.SyncBuffer{}}
 	u := netlab.Unique()
 	n.name = "kl-" + u
 	n.prefix = "klt" + u + "-"
@@ -685,7 +670,7 @@ func TestSchedule(t *testing.T) {
 	mk("pinned", func(s *corev1.PodSpec) { s.NodeName = "elsewhere" })
 	mk("other", func(s *corev1.PodSpec) { s.SchedulerName = "other-scheduler" })
 	nodes := []string{"n-a", "n-b", "n-c"}
-	var logs syncBuf
+	var logs netlab.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
