@@ -79,6 +79,53 @@ func (c *cli) must(args ...string) string {
 	return out
 }
 
+// newCLI skips t unless it can run a lab, and returns a cli on a fresh
+// state directory whose lab is taken down when the test ends (with the
+// lab's logs if it failed).
+func newCLI(t *testing.T) *cli {
+	t.Helper()
+	netlab.Require(t, "ping", "sysctl")
+	requireKube(t)
+	c := &cli{t: t, bin: netlab.Binaries(t), stateDir: filepath.Join(t.TempDir(), "lab")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lab logs:\n%s", c.logs())
+		}
+		if out, err := c.run("", "down"); err != nil {
+			t.Errorf("down at cleanup: %v\n%s", err, out)
+		}
+	})
+	return c
+}
+
+// clients are Kubernetes clients of the lab's apiserver, from the
+// kubeconfig `vecnet-lab kubeconfig` names.
+func (c *cli) clients() (kubernetes.Interface, dynamic.Interface) {
+	c.t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", strings.TrimSpace(c.must("kubeconfig")))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(rc), dynamic.NewForConfigOrDie(rc)
+}
+
+// down runs `vecnet-lab down` and checks that it left no network
+// namespace of the lab, no process naming the state directory or
+// podProcess (a pod's command line), and no state directory.
+func (c *cli) down(podProcess string) {
+	c.t.Helper()
+	c.must("down")
+	if ns := netnsWithPrefix(lab.Prefix(c.stateDir)); len(ns) > 0 {
+		c.t.Errorf("network namespaces left after down: %v", ns)
+	}
+	if pids := append(processesUsing(c.stateDir), processesUsing(podProcess)...); len(pids) > 0 {
+		c.t.Errorf("processes left after down: %v", pids)
+	}
+	if _, err := os.Stat(c.stateDir); !errors.Is(err, os.ErrNotExist) {
+		c.t.Errorf("state dir after down: %v, want it gone", err)
+	}
+}
+
 // logs returns the tails of the lab's logs, for a failed test.
 func (c *cli) logs() string {
 	var b strings.Builder
@@ -123,18 +170,7 @@ spec:
 // vecnet; deleting them returns their addresses; down leaves nothing
 // behind, and down again succeeds.
 func TestLab(t *testing.T) {
-	netlab.Require(t, "ping", "sysctl")
-	requireKube(t)
-	c := &cli{t: t, bin: netlab.Binaries(t), stateDir: filepath.Join(t.TempDir(), "lab")}
-	prefix := lab.Prefix(c.stateDir)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("lab logs:\n%s", c.logs())
-		}
-		if out, err := c.run("", "down"); err != nil {
-			t.Errorf("down at cleanup: %v\n%s", err, out)
-		}
-	})
+	c := newCLI(t)
 
 	out := c.must("up", "--nodes", "2")
 	for _, want := range []string{"starting kube-apiserver... ok", "node 2/2", "the lab is up"} {
@@ -146,13 +182,7 @@ func TestLab(t *testing.T) {
 		t.Errorf("second up: err %v, want one saying the lab is already running and how to stop it:\n%s", err, out)
 	}
 
-	kubeconfig := strings.TrimSpace(c.must("kubeconfig"))
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(rc)
-	dyn := dynamic.NewForConfigOrDie(rc)
+	cs, dyn := c.clients()
 	ctx := context.Background()
 
 	keeperSleep := strconv.Itoa(90000 + rand.IntN(9999))
@@ -256,16 +286,7 @@ func TestLab(t *testing.T) {
 			t.Fatalf("keeper's process (sleep %s) not running after 30s\n%s", keeperSleep, out)
 		}
 	}
-	c.must("down")
-	if ns := netnsWithPrefix(prefix); len(ns) > 0 {
-		t.Errorf("network namespaces left after down: %v", ns)
-	}
-	if pids := append(processesUsing(c.stateDir), processesUsing("sleep "+keeperSleep)...); len(pids) > 0 {
-		t.Errorf("processes left after down: %v", pids)
-	}
-	if _, err := os.Stat(c.stateDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("state dir after down: %v, want it gone", err)
-	}
+	c.down("sleep " + keeperSleep)
 	if out := c.must("down"); !strings.Contains(out, "nothing to do") {
 		t.Errorf("second down: %q, want it to say there is nothing to do", out)
 	}
@@ -336,18 +357,7 @@ spec:
 // restart: the routes stay) and its sessions come back; down leaves
 // nothing behind.
 func TestLabBGP(t *testing.T) {
-	netlab.Require(t, "ping", "sysctl")
-	requireKube(t)
-	c := &cli{t: t, bin: netlab.Binaries(t), stateDir: filepath.Join(t.TempDir(), "lab")}
-	prefix := lab.Prefix(c.stateDir)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("lab logs:\n%s", c.logs())
-		}
-		if out, err := c.run("", "down"); err != nil {
-			t.Errorf("down at cleanup: %v\n%s", err, out)
-		}
-	})
+	c := newCLI(t)
 	t0 := time.Now()
 
 	out := c.must("up", "--nodes", "2", "--encap", "bgp")
@@ -369,13 +379,7 @@ func TestLabBGP(t *testing.T) {
 		}
 	}
 
-	kubeconfig := strings.TrimSpace(c.must("kubeconfig"))
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(rc)
-	dyn := dynamic.NewForConfigOrDie(rc)
+	cs, dyn := c.clients()
 	ctx := context.Background()
 	// The pools are routed and the mesh is configured.
 	p, err := dyn.Resource(schema.GroupVersionResource{Group: "projectcalico.org", Version: "v3", Resource: "ippools"}).Get(ctx, lab.PoolV4Name, metav1.GetOptions{})
@@ -482,16 +486,7 @@ func TestLabBGP(t *testing.T) {
 	}
 	ping("after node2's agent restart")
 
-	c.must("down")
-	if ns := netnsWithPrefix(prefix); len(ns) > 0 {
-		t.Errorf("network namespaces left after down: %v", ns)
-	}
-	if pids := append(processesUsing(c.stateDir), processesUsing("sleep "+sleep)...); len(pids) > 0 {
-		t.Errorf("processes left after down: %v", pids)
-	}
-	if _, err := os.Stat(c.stateDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("state dir after down: %v, want it gone", err)
-	}
+	c.down("sleep " + sleep)
 	t.Logf("up, pods, pings, agent restart and down took %s", time.Since(t0).Round(100*time.Millisecond))
 }
 
