@@ -174,11 +174,18 @@ func parse(fs *flag.FlagSet, args []string, maxPos int) (pos, rest []string, err
 func dispatch(c *common, cmd string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	c.register(fs)
-	noArgs := func(pos, rest []string) error {
+	// flagsOnly parses the flags of a command that takes no arguments and
+	// makes the common paths absolute. Callers return helpOr(err): -h is
+	// not an error.
+	flagsOnly := func() error {
+		pos, rest, err := parse(fs, args, -1)
+		if err != nil {
+			return err
+		}
 		if len(pos) > 0 || len(rest) > 0 {
 			return usageError{fmt.Sprintf("%s takes no arguments (got %q)", cmd, strings.Join(append(pos, rest...), " "))}
 		}
-		return nil
+		return c.abs()
 	}
 	switch cmd {
 	case "help", "-h", "--help":
@@ -194,15 +201,8 @@ func dispatch(c *common, cmd string, args []string, stdout, stderr io.Writer) er
 		fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up starting the lab after this long")
 		seconds := fs.Int("seconds", 5, "demo: length of each iperf3 run")
 		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
-		pos, rest, err := parse(fs, args, -1)
-		if err != nil {
+		if err := flagsOnly(); err != nil {
 			return helpOr(err, stdout)
-		}
-		if err := noArgs(pos, rest); err != nil {
-			return err
-		}
-		if err := c.abs(); err != nil {
-			return err
 		}
 		cfg.StateDir, cfg.KubeBin, cfg.BinDir = c.stateDir, c.kubeBin, c.binDir
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -213,15 +213,8 @@ func dispatch(c *common, cmd string, args []string, stdout, stderr io.Writer) er
 		return lab.Up(ctx, cfg, stdout)
 
 	case "serve":
-		pos, rest, err := parse(fs, args, -1)
-		if err != nil {
+		if err := flagsOnly(); err != nil {
 			return helpOr(err, stdout)
-		}
-		if err := noArgs(pos, rest); err != nil {
-			return err
-		}
-		if err := c.abs(); err != nil {
-			return err
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
@@ -229,15 +222,8 @@ func dispatch(c *common, cmd string, args []string, stdout, stderr io.Writer) er
 		return lab.Serve(ctx, c.stateDir)
 
 	case "down", "status", "kubeconfig":
-		pos, rest, err := parse(fs, args, -1)
-		if err != nil {
+		if err := flagsOnly(); err != nil {
 			return helpOr(err, stdout)
-		}
-		if err := noArgs(pos, rest); err != nil {
-			return err
-		}
-		if err := c.abs(); err != nil {
-			return err
 		}
 		switch cmd {
 		case "down":
