@@ -22,5 +22,5 @@ VECNET_KUBE_BIN=$(sed -n 's/^KUBE_BIN=//p' <<<"$kube_out") VECNET_BENCH=1 \
 
 echo "== BGP: a new node's convergence, and 10 000 learned routes into the FIB next to BIRD -> kernel"
 GOBIN="$PWD/bin" go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 github.com/osrg/gobgp/v4/cmd/gobgpd@v4.8.0
-VECNET_KUBE_BIN=$(sed -n 's/^KUBE_BIN=//p' <<<"$kube_out") VECNET_BENCH=1 \
+VECNET_KUBE_BIN=$(sed -n 's/^KUBE_BIN=//p' <<<"$kube_out") VECNET_BENCH=1 VECNET_REQUIRE_GOBGP=1 \
   go test -count=1 -v -timeout 30m -run 'TestBGPConvergence|TestBGPProgramming' ./test/agent/ | grep -E '^RESULT|FAIL|ok'

@@ -27,6 +27,7 @@ bash hack/gencrd.sh --verify
 
 echo "== gobgp and gobgpd (the BGP tests use the CLI against vecnet-agent, and gobgpd as a route source)"
 GOBIN="$PWD/bin" go install github.com/osrg/gobgp/v4/cmd/gobgp@v4.8.0 github.com/osrg/gobgp/v4/cmd/gobgpd@v4.8.0
+export VECNET_REQUIRE_GOBGP=1 # installed: the tests that use them fail rather than skip without them
 
 echo "== unit and end-to-end tests"
 if [[ $(id -u) -ne 0 ]]; then

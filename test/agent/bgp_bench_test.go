@@ -395,6 +395,7 @@ func startGoBGPD(t *testing.T, ns, conf string) gobgpapi.GoBgpServiceClient {
 	if !fileExists(bin) {
 		p, err := exec.LookPath("gobgpd")
 		if err != nil {
+			missingGoBGP(t, "gobgpd")
 			t.Skip("needs gobgpd (hack/test.sh installs it in bin/)")
 		}
 		bin = p

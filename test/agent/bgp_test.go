@@ -230,6 +230,7 @@ func TestBGPMesh(t *testing.T) {
 
 	// GoBGP's own CLI, as operators use it (hack/test.sh installs it).
 	if cli := gobgpCLI(); cli == "" {
+		missingGoBGP(t, "gobgp")
 		t.Log("gobgp CLI not installed (hack/test.sh installs it in bin/): not checked")
 	} else if out, err := netlab.InNetns(b.nodes[0].nd.NS, cli, "neighbor"); err != nil || strings.Count(out, "Establ") != 4 {
 		t.Fatalf("gobgp neighbor on node1: %v\n%s", err, out)
@@ -277,6 +278,16 @@ func gobgpCLI() string {
 	}
 	p, _ := exec.LookPath("gobgp")
 	return p
+}
+
+// missingGoBGP fails t for a GoBGP binary (gobgp, gobgpd) that is not
+// installed where hack/test.sh and hack/bench.sh install them and say so
+// (VECNET_REQUIRE_GOBGP=1): there the check must not quietly drop out.
+func missingGoBGP(t *testing.T, bin string) {
+	t.Helper()
+	if os.Getenv("VECNET_REQUIRE_GOBGP") == "1" {
+		t.Fatalf("%s not found in bin/ or $PATH (VECNET_REQUIRE_GOBGP=1: failing, not skipping)", bin)
+	}
 }
 
 func grepLines(s string, prefixes ...string) string {
