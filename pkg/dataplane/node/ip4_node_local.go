@@ -5,6 +5,7 @@ import (
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/graph"
+	"github.com/vecnet/vecnet/pkg/dataplane/tables"
 	"github.com/vecnet/vecnet/pkg/header"
 )
 
@@ -104,6 +105,22 @@ func stripOuter(m *buffer.Meta, l int32) bool {
 		m.HdrLen -= uint16(l)
 	}
 	return true
+}
+
+// peerCache answers "is src a tunnel peer?" for one vector: its packets
+// come in runs from the same peer, so TunnelPeers is consulted once per
+// run rather than once per packet.
+type peerCache struct {
+	src [4]byte
+	ok  bool
+}
+
+func (pc *peerCache) known(t *tables.Snapshot, src [4]byte) bool {
+	if !pc.ok || pc.src != src {
+		_, pc.ok = t.TunnelPeers[src]
+		pc.src = src
+	}
+	return pc.ok
 }
 
 // TraceDetail helper shared by the decap nodes.

@@ -37,10 +37,11 @@ func (n *ipipDecap) Process(c *graph.Context, f *graph.Frame) {
 	p := c.Pool
 	t := c.Tables
 	ok := uint64(0)
+	var peers peerCache
 	for _, b := range f.B[:f.N] {
 		m := p.Meta(b)
 		outer := header.IPv4(p.Packet(b))
-		if _, known := t.TunnelPeers[outer.SourceAddress()]; !known {
+		if !peers.known(t, outer.SourceAddress()) {
 			c.Drop(b, ipipDecapErrUnknownPeer)
 			continue
 		}

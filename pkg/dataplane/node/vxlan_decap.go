@@ -42,11 +42,15 @@ func (n *vxlanDecap) Process(c *graph.Context, f *graph.Frame) {
 	p := c.Pool
 	t := c.Tables
 	ok := uint64(0)
+	var peers peerCache
+	// As peers, for VNIs: one lookup per run of packets with the same.
+	var vni uint32
+	vniOK := false
 	for _, b := range f.B[:f.N] {
 		m := p.Meta(b)
 		pkt := p.Packet(b)
 		outer := header.IPv4(pkt)
-		if _, known := t.TunnelPeers[outer.SourceAddress()]; !known {
+		if !peers.known(t, outer.SourceAddress()) {
 			c.Drop(b, vxlanDecapErrUnknownPeer)
 			continue
 		}
@@ -61,7 +65,11 @@ func (n *vxlanDecap) Process(c *graph.Context, f *graph.Frame) {
 			c.Drop(b, vxlanDecapErrFlags)
 			continue
 		}
-		if _, known := t.VNIs[vx.VNI()]; !known {
+		if v := vx.VNI(); !vniOK || v != vni {
+			_, vniOK = t.VNIs[v]
+			vni = v
+		}
+		if !vniOK {
 			c.Drop(b, vxlanDecapErrUnknownVNI)
 			continue
 		}
