@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
@@ -31,7 +30,7 @@ var tunInputErrors = []string{"no_buffers", "read_error", "short_packet", "unkno
 // TunInputNode reads pod tun/tap queues. Each worker polls its own set of
 // queues, published by the control plane with an atomic pointer.
 type TunInputNode struct {
-	queues  []atomic.Pointer[[]RxQueue]
+	queues  workerQueues[RxQueue]
 	readers []*tun.Reader
 	ip4     int
 	ip6     int
@@ -45,7 +44,7 @@ const perQueueBudget = 64
 
 func newTunInput(workers int) *TunInputNode {
 	return &TunInputNode{
-		queues:  make([]atomic.Pointer[[]RxQueue], workers),
+		queues:  make(workerQueues[RxQueue], workers),
 		readers: make([]*tun.Reader, workers),
 		budget:  perQueueBudget,
 	}
@@ -59,15 +58,10 @@ func (n *TunInputNode) Init(g *graph.Graph) error {
 }
 
 // SetQueues publishes worker w's queue list.
-func (n *TunInputNode) SetQueues(w int, q []RxQueue) { n.queues[w].Store(&q) }
+func (n *TunInputNode) SetQueues(w int, q []RxQueue) { n.queues.set(w, q) }
 
 // Queues returns worker w's queue list.
-func (n *TunInputNode) Queues(w int) []RxQueue {
-	if p := n.queues[w].Load(); p != nil {
-		return *p
-	}
-	return nil
-}
+func (n *TunInputNode) Queues(w int) []RxQueue { return n.queues.get(w) }
 
 // Release frees per-worker reader state (at worker exit).
 func (n *TunInputNode) Release(w int) {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/driver"
@@ -25,14 +24,14 @@ var uplinkInputErrors = []string{"interface_gone"}
 // queues (AF_XDP, AF_PACKET): only what the uplink filter steered to the
 // dataplane arrives here, everything else stayed with the kernel.
 type UplinkInputNode struct {
-	queues []atomic.Pointer[[]UplinkRxQueue]
+	queues workerQueues[UplinkRxQueue]
 	eth    int
 	out    [][graph.FrameSize]buffer.Index // per worker
 }
 
 func newUplinkInput(workers int) *UplinkInputNode {
 	return &UplinkInputNode{
-		queues: make([]atomic.Pointer[[]UplinkRxQueue], workers),
+		queues: make(workerQueues[UplinkRxQueue], workers),
 		out:    make([][graph.FrameSize]buffer.Index, workers),
 	}
 }
@@ -43,15 +42,10 @@ func (n *UplinkInputNode) Init(g *graph.Graph) error {
 }
 
 // SetQueues publishes worker w's uplink queues.
-func (n *UplinkInputNode) SetQueues(w int, q []UplinkRxQueue) { n.queues[w].Store(&q) }
+func (n *UplinkInputNode) SetQueues(w int, q []UplinkRxQueue) { n.queues.set(w, q) }
 
 // Queues returns worker w's uplink queues.
-func (n *UplinkInputNode) Queues(w int) []UplinkRxQueue {
-	if p := n.queues[w].Load(); p != nil {
-		return *p
-	}
-	return nil
-}
+func (n *UplinkInputNode) Queues(w int) []UplinkRxQueue { return n.queues.get(w) }
 
 // Process is unused: input nodes are polled.
 func (n *UplinkInputNode) Process(c *graph.Context, f *graph.Frame) {

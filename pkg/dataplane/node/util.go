@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
@@ -114,4 +115,17 @@ func csumOffloadInside(m *buffer.Meta, l3 int) bool {
 		return true
 	}
 	return int(m.CsumStart) >= l3 && int(m.CsumStart)+int(m.CsumOffset)+2 <= int(m.Len)
+}
+
+// workerQueues holds each worker's list of rx queues, published by the
+// control plane with one atomic store so that a polling worker never locks.
+type workerQueues[T any] []atomic.Pointer[[]T]
+
+func (wq workerQueues[T]) set(w int, q []T) { wq[w].Store(&q) }
+
+func (wq workerQueues[T]) get(w int) []T {
+	if p := wq[w].Load(); p != nil {
+		return *p
+	}
+	return nil
 }
