@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
+	"github.com/vecnet/vecnet/pkg/dataplane/driver"
 	"golang.org/x/sys/unix"
 )
 
@@ -143,7 +144,7 @@ func (q *Queue) copyFrame(p *buffer.Pool, h *unix.Tpacket3Hdr, snap, size int) (
 	if vh[0]|vh[1] != 0 {
 		// A header the kernel never writes (checksum start inside the
 		// Ethernet header) leaves the frame without offloads.
-		_ = decodeVnet(m, vh, l2Len(frame))
+		_ = driver.DecodeVnetHdr(vh, m, l2Len(frame))
 	}
 	return b, true
 }

@@ -42,7 +42,7 @@ func (q *Queue) Transmit(p *buffer.Pool, b buffer.Index) error {
 		return driver.ErrTooBig
 	}
 	h := d[start-vnetHdrLen : start]
-	encodeVnet(h, m, l2)
+	driver.EncodeVnetHdr(h, m, l2)
 	i := q.n
 	q.iov[i].Base = &h[0]
 	q.iov[i].SetLen(end - start + vnetHdrLen)

@@ -3,7 +3,6 @@ package afpacket
 import (
 	"encoding/binary"
 
-	"github.com/vecnet/vecnet/pkg/dataplane/buffer"
 	"github.com/vecnet/vecnet/pkg/dataplane/driver"
 )
 
@@ -39,10 +38,3 @@ func l2Len(f []byte) int {
 	}
 	return n
 }
-
-// decodeVnet sets m's offload state from header h, with l2 the frame's
-// link-layer header length.
-func decodeVnet(m *buffer.Meta, h []byte, l2 int) bool { return driver.DecodeVnetHdr(h, m, l2) }
-
-// encodeVnet writes the header for m into h.
-func encodeVnet(h []byte, m *buffer.Meta, l2 int) { driver.EncodeVnetHdr(h, m, l2) }
