@@ -120,8 +120,11 @@ func (c *Context) Done(b buffer.Index) {
 }
 
 // Sent records that buffer b left the graph without freeing it: a driver
-// queue took it over and frees it once the frame is on the wire. It must
-// be called before the buffer is handed over.
+// queue took it over and frees it once the frame is on the wire. It reads
+// b's metadata, so it must come before anything is allocated from the pool
+// after the handover (Free leaves the metadata alone; the next Alloc of b
+// does not): interface-output and the gso nodes call it right after a
+// driver or gso.Segment may have freed b.
 func (c *Context) Sent(b buffer.Index) {
 	if c.tracing > 0 {
 		m := c.Pool.Meta(b)
