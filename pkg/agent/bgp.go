@@ -630,37 +630,19 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 	}
 	start := time.Now()
 	var errs []string
-	if len(adds) > 0 {
-		if _, err := a.dp.AddRoutes(ctx, &vecnetv1.RoutesRequest{Routes: adds}); err != nil {
-			// One bad route fails the batch: retry one by one so that it
-			// holds back none of the others.
-			for _, r := range adds {
-				if _, err := a.dp.AddRoutes(ctx, &vecnetv1.RoutesRequest{Routes: []*vecnetv1.Route{r}}); err != nil {
-					errs = append(errs, r.GetPrefix()+": "+status.Convert(err).Message())
-				} else {
-					have[netip.MustParsePrefix(r.GetPrefix())] = r
-				}
-			}
-		} else {
-			for _, r := range adds {
-				have[netip.MustParsePrefix(r.GetPrefix())] = r
-			}
+	for i, err := range sendRoutes(ctx, a.dp.AddRoutes, adds) {
+		if err != nil {
+			errs = append(errs, adds[i].GetPrefix()+": "+status.Convert(err).Message())
+			continue
 		}
+		have[netip.MustParsePrefix(adds[i].GetPrefix())] = adds[i]
 	}
-	if len(dels) > 0 {
-		if _, err := a.dp.DeleteRoutes(ctx, &vecnetv1.RoutesRequest{Routes: dels}); err != nil {
-			for _, r := range dels {
-				if _, err := a.dp.DeleteRoutes(ctx, &vecnetv1.RoutesRequest{Routes: []*vecnetv1.Route{r}}); err != nil && status.Code(err) != codes.NotFound {
-					errs = append(errs, r.GetPrefix()+": "+status.Convert(err).Message())
-				} else {
-					delete(have, netip.MustParsePrefix(r.GetPrefix()))
-				}
-			}
-		} else {
-			for _, r := range dels {
-				delete(have, netip.MustParsePrefix(r.GetPrefix()))
-			}
+	for i, err := range sendRoutes(ctx, a.dp.DeleteRoutes, dels) {
+		if err != nil && status.Code(err) != codes.NotFound {
+			errs = append(errs, dels[i].GetPrefix()+": "+status.Convert(err).Message())
+			continue
 		}
+		delete(have, netip.MustParsePrefix(dels[i].GetPrefix()))
 	}
 	if len(errs) > 0 {
 		a.bgp.have = nil // ask vecnetd, and look at everything, next time

@@ -57,6 +57,7 @@ import (
 	vecnetv1 "github.com/vecnet/vecnet/api/vecnet/v1"
 	v3 "github.com/vecnet/vecnet/pkg/apis/projectcalico/v3"
 	"github.com/vecnet/vecnet/pkg/ipam"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
@@ -658,21 +659,7 @@ func (a *Agent) reconcileRoutes(ctx context.Context) error {
 	for i, c := range adds {
 		routes[i] = c.want.proto()
 	}
-	errs := make([]error, len(adds))
-	if len(adds) > 0 {
-		if _, err := a.dp.AddRoutes(ctx, &vecnetv1.RoutesRequest{Routes: routes}); err != nil {
-			if len(adds) == 1 {
-				errs[0] = err
-			} else {
-				// One bad route fails the batch: add them one by one so
-				// that it holds back none of the others.
-				slog.Debug("routes: batch add failed; adding one by one", "count", len(adds), "err", status.Convert(err).Message())
-				for i := range adds {
-					_, errs[i] = a.dp.AddRoutes(ctx, &vecnetv1.RoutesRequest{Routes: routes[i : i+1]})
-				}
-			}
-		}
-	}
+	errs := sendRoutes(ctx, a.dp.AddRoutes, routes)
 	for i, c := range adds {
 		w := c.want
 		if errs[i] != nil {
@@ -697,12 +684,7 @@ func (a *Agent) reconcileRoutes(ctx context.Context) error {
 		for i, r := range dels {
 			keys[i] = &vecnetv1.Route{Prefix: r.GetPrefix(), Vrf: r.GetVrf()}
 		}
-		derrs := make([]error, len(dels))
-		if _, err := a.dp.DeleteRoutes(ctx, &vecnetv1.RoutesRequest{Routes: keys}); err != nil {
-			for i := range keys {
-				_, derrs[i] = a.dp.DeleteRoutes(ctx, &vecnetv1.RoutesRequest{Routes: keys[i : i+1]})
-			}
-		}
+		derrs := sendRoutes(ctx, a.dp.DeleteRoutes, keys)
 		for i, r := range dels {
 			p, _ := netip.ParsePrefix(r.GetPrefix())
 			if derrs[i] != nil && status.Code(derrs[i]) != codes.NotFound {
@@ -737,6 +719,30 @@ func (a *Agent) reconcileRoutes(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("%d route(s) not programmed: %s", len(failed), strings.Join(failed, ", ")), errPrefixes)
 	}
 	return errPrefixes
+}
+
+// sendRoutes sends routes to call (vecnetd's AddRoutes or DeleteRoutes) in
+// one request and, if vecnetd refuses it, one by one: one bad route fails
+// a whole batch, and must hold back none of the others. errs[i] is
+// routes[i]'s error.
+func sendRoutes(ctx context.Context, call func(context.Context, *vecnetv1.RoutesRequest, ...grpc.CallOption) (*vecnetv1.RoutesResponse, error),
+	routes []*vecnetv1.Route) []error {
+	errs := make([]error, len(routes))
+	if len(routes) == 0 {
+		return errs
+	}
+	_, err := call(ctx, &vecnetv1.RoutesRequest{Routes: routes})
+	switch {
+	case err == nil:
+	case len(routes) == 1:
+		errs[0] = err
+	default:
+		slog.Debug("vecnetd refused a batch of routes; sending them one by one", "count", len(routes), "err", status.Convert(err).Message())
+		for i := range routes {
+			_, errs[i] = call(ctx, &vecnetv1.RoutesRequest{Routes: routes[i : i+1]})
+		}
+	}
+	return errs
 }
 
 // syncPodPrefixes sets vecnetd's pod prefixes when they differ. With no
