@@ -424,26 +424,26 @@ func cmpDur(v, def time.Duration) time.Duration {
 // can match nothing and is left out, whatever else it says.
 func filterRules(f *v3.BGPFilter) (imp, exp []Rule) {
 	// conv's second result is false for a rule that can match no route.
-	conv := func(cidr string, op v3.BGPFilterMatchOperator, minP, maxP *int32, src v3.BGPFilterMatchSource, action v3.BGPFilterAction, fam, i int) (Rule, bool) {
-		r := Rule{Family: fam, Accept: action == v3.Accept, RemoteOnly: src == v3.BGPFilterSourceRemotePeers, Filter: f.Name, Index: i}
-		if cidr != "" {
-			p, _ := netip.ParsePrefix(cidr) // validated
+	conv := func(fr filterRule, fam, i int) (Rule, bool) {
+		r := Rule{Family: fam, Accept: fr.action == v3.Accept, RemoteOnly: fr.src == v3.BGPFilterSourceRemotePeers, Filter: f.Name, Index: i}
+		if fr.cidr != "" {
+			p, _ := netip.ParsePrefix(fr.cidr) // validated
 			p = p.Masked()
 			r.Prefix = p
 			bits := p.Addr().BitLen()
-			switch op {
+			switch fr.op {
 			case v3.MatchOperatorEqual, v3.MatchOperatorNotEqual:
 				r.Min, r.Max = p.Bits(), p.Bits()
 			default: // In, NotIn: the CIDR and everything inside it
 				r.Min, r.Max = p.Bits(), bits
 			}
-			if minP != nil {
-				r.Min = max(r.Min, int(*minP))
+			if fr.minLen != nil {
+				r.Min = max(r.Min, int(*fr.minLen))
 			}
-			if maxP != nil {
-				r.Max = min(r.Max, int(*maxP))
+			if fr.maxLen != nil {
+				r.Max = min(r.Max, int(*fr.maxLen))
 			}
-			r.Invert = op == v3.MatchOperatorNotEqual || op == v3.MatchOperatorNotIn
+			r.Invert = fr.op == v3.MatchOperatorNotEqual || fr.op == v3.MatchOperatorNotIn
 			if r.Min > r.Max {
 				// prefixLength leaves no length in the range (In /16 with
 				// max 8, Equal /16 with min 20): no prefix matches. Such a
@@ -457,55 +457,53 @@ func filterRules(f *v3.BGPFilter) (imp, exp []Rule) {
 		}
 		return r, true
 	}
-	pl4 := func(p *v3.BGPFilterPrefixLengthV4) (*int32, *int32) {
-		if p == nil {
-			return nil, nil
+	add := func(out *[]Rule, fam, i int, fr filterRule) {
+		if fr.iface != "" {
+			return // see interfaceRules
 		}
-		return p.Min, p.Max
-	}
-	pl6 := func(p *v3.BGPFilterPrefixLengthV6) (*int32, *int32) {
-		if p == nil {
-			return nil, nil
+		if r, ok := conv(fr, fam, i); ok {
+			*out = append(*out, r)
 		}
-		return p.Min, p.Max
 	}
 	for i, r := range f.Spec.ImportV4 {
-		if r.Interface != "" {
-			continue // see interfaceRules
-		}
-		mn, mx := pl4(r.PrefixLength)
-		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i); ok {
-			imp = append(imp, rule)
-		}
+		add(&imp, 4, i, filterRuleV4(r))
 	}
 	for i, r := range f.Spec.ImportV6 {
-		if r.Interface != "" {
-			continue // see interfaceRules
-		}
-		mn, mx := pl6(r.PrefixLength)
-		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i); ok {
-			imp = append(imp, rule)
-		}
+		add(&imp, 6, i, filterRuleV6(r))
 	}
 	for i, r := range f.Spec.ExportV4 {
-		if r.Interface != "" {
-			continue // see interfaceRules
-		}
-		mn, mx := pl4(r.PrefixLength)
-		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 4, i); ok {
-			exp = append(exp, rule)
-		}
+		add(&exp, 4, i, filterRuleV4(r))
 	}
 	for i, r := range f.Spec.ExportV6 {
-		if r.Interface != "" {
-			continue // see interfaceRules
-		}
-		mn, mx := pl6(r.PrefixLength)
-		if rule, ok := conv(r.CIDR, r.MatchOperator, mn, mx, r.Source, r.Action, 6, i); ok {
-			exp = append(exp, rule)
-		}
+		add(&exp, 6, i, filterRuleV6(r))
 	}
 	return imp, exp
+}
+
+// filterRule is a BGPFilterRuleV4 or BGPFilterRuleV6: they differ only in
+// the type of prefixLength.
+type filterRule struct {
+	iface, cidr    string
+	op             v3.BGPFilterMatchOperator
+	minLen, maxLen *int32 // prefixLength
+	src            v3.BGPFilterMatchSource
+	action         v3.BGPFilterAction
+}
+
+func filterRuleV4(r v3.BGPFilterRuleV4) filterRule {
+	fr := filterRule{iface: r.Interface, cidr: r.CIDR, op: r.MatchOperator, src: r.Source, action: r.Action}
+	if r.PrefixLength != nil {
+		fr.minLen, fr.maxLen = r.PrefixLength.Min, r.PrefixLength.Max
+	}
+	return fr
+}
+
+func filterRuleV6(r v3.BGPFilterRuleV6) filterRule {
+	fr := filterRule{iface: r.Interface, cidr: r.CIDR, op: r.MatchOperator, src: r.Source, action: r.Action}
+	if r.PrefixLength != nil {
+		fr.minLen, fr.maxLen = r.PrefixLength.Min, r.PrefixLength.Max
+	}
+	return fr
 }
 
 // Advertise is what a node originates besides its pod blocks.
