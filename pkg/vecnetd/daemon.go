@@ -50,7 +50,6 @@ type Daemon struct {
 	uplinks     map[string]*uplink
 	hostTun     *podInterface
 	podPrefixes []netip.Prefix
-	closing     bool
 	wg          sync.WaitGroup
 }
 
@@ -138,7 +137,6 @@ func (d *Daemon) Close() error {
 		}
 	}
 	d.mu.Lock()
-	d.closing = true
 	d.hostTun = nil
 	names := make([]string, 0, len(d.ifaces))
 	for n := range d.ifaces {
