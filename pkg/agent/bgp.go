@@ -92,9 +92,8 @@ type bgpState struct {
 	// dirty are the prefixes whose learned route changed since the last
 	// reconcile.
 	dirty map[netip.Prefix]bool
-	// syncing: routes in vecnetd that BGP has not (yet) learned again are
-	// kept until every peer has sent End-of-RIB or syncDeadline passes.
-	syncing      bool
+	// syncDeadline ends the initial sync (see stale) if not every peer
+	// has sent End-of-RIB by then.
 	syncDeadline time.Time
 	peersUp      map[netip.Addr]string // session state by peer
 	eor          map[netip.Addr]bool
@@ -110,6 +109,7 @@ type bgpState struct {
 	// stale are the bgp routes vecnetd held when the agent started (its
 	// previous life's): kept until the initial sync is done even if not
 	// learned yet. Routes learned and withdrawn in this life go at once.
+	// nil once the initial sync is done. Only the worker touches it.
 	stale map[netip.Prefix]bool
 	// sig is routeInputsSig of the last complete pass ("": none).
 	sig string
@@ -132,7 +132,6 @@ func (a *Agent) startBGP(ctx context.Context) error {
 	for p := range have {
 		b.stale[p] = true
 	}
-	b.syncing = true
 	b.syncDeadline = time.Now().Add(bgp.DefaultRestartTime)
 	b.speaker = bgp.NewSpeaker(bgp.Options{
 		APIAddress: a.cfg.BGPAPIAddress,
@@ -464,14 +463,14 @@ func (a *Agent) listBGPRoutes(ctx context.Context) (map[netip.Prefix]*vecnetv1.R
 // bgpSynced tells whether the routes of the agent's previous life that
 // BGP has not learned again may be deleted: the restart is over when
 // every configured peer has sent End-of-RIB, or the longest restart time
-// has passed (a peer without graceful restart sends no End-of-RIB).
+// has passed (a peer without graceful restart sends no End-of-RIB). It
+// stays true once reconcileBGPRoutes, having swept them, clears stale.
 func (a *Agent) bgpSynced() bool {
 	b := &a.bgp
-	b.mu.Lock()
-	if !b.syncing {
-		b.mu.Unlock()
+	if b.stale == nil {
 		return true
 	}
+	b.mu.Lock()
 	if b.restartTime > 0 {
 		b.syncDeadline = minTime(b.syncDeadline, time.Now().Add(b.restartTime))
 	}
@@ -482,9 +481,6 @@ func (a *Agent) bgpSynced() bool {
 		}
 	}
 	done := all || time.Now().After(b.syncDeadline)
-	if done {
-		b.syncing = false
-	}
 	b.mu.Unlock()
 	if done {
 		// Outside b.mu: the speaker's lock is taken while GoBGP calls
