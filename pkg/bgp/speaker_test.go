@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // freePort returns a TCP port free on loopback.
@@ -124,9 +126,22 @@ func TestSpeakerAdvertiseWithdrawFilter(t *testing.T) {
 		_, nw := la.get("10.1.3.0/26")
 		return !old && nw
 	})
-	// Setting the same origins again changes nothing.
+	// Setting the same origins again changes nothing: the path is not
+	// withdrawn and added again.
+	originID := func() uuid.UUID {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.origins[netip.MustParsePrefix("10.1.3.0/26")].id
+	}
+	id := originID()
 	if err := b.SetOrigins([]Origin{{Prefix: netip.MustParsePrefix("10.1.3.0/26")}}); err != nil {
 		t.Fatal(err)
+	}
+	if got := originID(); id == uuid.Nil || got != id {
+		t.Errorf("the same origins again: path %v became %v", id, got)
+	}
+	if _, ok := la.get("10.1.3.0/26"); !ok {
+		t.Errorf("10.1.3.0/26 no longer learned after setting the same origins again")
 	}
 	peers, err := a.Peers(context.Background())
 	if err != nil || len(peers) != 1 || peers[0].State != "Established" || peers[0].Origin != "test" {
