@@ -54,7 +54,8 @@ type uplink struct {
 	closers []func() error
 	mac     [6]byte
 
-	// Kernel state, owned by the follow goroutine.
+	// Kernel state, written by the follow goroutine under d.mu: the
+	// filters, the tables and Uplinks read it.
 	addrs []netip.Prefix
 	gw4   netip.Addr
 	gw6   netip.Addr
