@@ -165,8 +165,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	blockInf := crdFactory.ForResource(gvrIPAMBlocks)
 	_, _ = poolInf.Informer().AddEventHandler(enqueue(workPools))
 	_, _ = poolInf.Informer().AddEventHandler(enqueue(workRoutes))
-	_, _ = blockInf.Informer().AddEventHandler(a.routeEventHandler(blockSig))
-	_, _ = factory.Core().V1().Nodes().Informer().AddEventHandler(a.routeEventHandler(nodeAddrSig))
+	_, _ = blockInf.Informer().AddEventHandler(a.sigEventHandler(workRoutes, blockSig))
+	_, _ = factory.Core().V1().Nodes().Informer().AddEventHandler(a.sigEventHandler(workRoutes, nodeAddrSig))
 	a.pools = poolInf.Lister()
 	a.blocks = blockInf.Lister()
 	synced := []cache.InformerSynced{pods.Informer().HasSynced,
@@ -178,31 +178,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			l   *cache.GenericLister
 		}{{gvrBGPConfigurations, &a.bgp.configs}, {gvrBGPPeers, &a.bgp.peers}, {gvrBGPFilters, &a.bgp.filters}} {
 			inf := crdFactory.ForResource(r.gvr)
-			_, _ = inf.Informer().AddEventHandler(a.bgpEventHandler())
+			_, _ = inf.Informer().AddEventHandler(enqueue(workBGP))
 			*r.l = inf.Lister()
 			synced = append(synced, inf.Informer().HasSynced)
 		}
 		// Pools (encapsulation of learned routes), blocks (what this node
 		// advertises) and nodes (peers, AS numbers, labels).
 		_, _ = poolInf.Informer().AddEventHandler(enqueue(workBGPRoutes))
-		_, _ = blockInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { a.queue.Add(workBGP) },
-			UpdateFunc: func(o, n any) {
-				if blockSig(o) != blockSig(n) {
-					a.queue.Add(workBGP)
-				}
-			},
-			DeleteFunc: func(any) { a.queue.Add(workBGP) },
-		})
-		_, _ = factory.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { a.queue.Add(workBGP) },
-			UpdateFunc: func(o, n any) {
-				if nodeBGPSig(o) != nodeBGPSig(n) {
-					a.queue.Add(workBGP)
-				}
-			},
-			DeleteFunc: func(any) { a.queue.Add(workBGP) },
-		})
+		_, _ = blockInf.Informer().AddEventHandler(a.sigEventHandler(workBGP, blockSig))
+		_, _ = factory.Core().V1().Nodes().Informer().AddEventHandler(a.sigEventHandler(workBGP, nodeBGPSig))
 		if err := a.startBGP(ctx); err != nil {
 			return err
 		}

@@ -206,15 +206,6 @@ func (a *Agent) onEOR(peer netip.Addr, family int) {
 	a.queue.Add(workBGPRoutes)
 }
 
-// bgpEventHandler queues the BGP work items on any change.
-func (a *Agent) bgpEventHandler() cache.ResourceEventHandlerFuncs {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { a.queue.Add(workBGP) },
-		UpdateFunc: func(any, any) { a.queue.Add(workBGP) },
-		DeleteFunc: func(any) { a.queue.Add(workBGP) },
-	}
-}
-
 // nodeBGPSig is what of a Node BGP depends on: addresses, labels (for
 // selectors) and the BGP annotations.
 func nodeBGPSig(obj any) string {

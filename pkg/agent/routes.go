@@ -513,17 +513,18 @@ func blockSig(o any) string {
 	return b.cidr.String() + "|" + b.affinity + "|" + strings.Join(borrowed, ",")
 }
 
-// routeEventHandlers enqueue workRoutes when sig of an object changes
-// (every add and delete).
-func (a *Agent) routeEventHandler(sig func(any) string) cache.ResourceEventHandlerFuncs {
+// sigEventHandler enqueues item when sig of an object changes (every add
+// and delete), so that updates the work does not depend on (a pod's
+// allocation, a node's heartbeat) cost nothing.
+func (a *Agent) sigEventHandler(item string, sig func(any) string) cache.ResourceEventHandlerFuncs {
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { a.queue.Add(workRoutes) },
+		AddFunc: func(any) { a.queue.Add(item) },
 		UpdateFunc: func(o, n any) {
 			if sig(o) != sig(n) {
-				a.queue.Add(workRoutes)
+				a.queue.Add(item)
 			}
 		},
-		DeleteFunc: func(any) { a.queue.Add(workRoutes) },
+		DeleteFunc: func(any) { a.queue.Add(item) },
 	}
 }
 
