@@ -600,6 +600,9 @@ func (a *Agent) reconcileBGPRoutes(ctx context.Context) error {
 	var adds, dels []*vecnetv1.Route
 	for _, p := range consider {
 		if l, ok := learned[p]; ok {
+			// Learned again in this life: from now on it is this life's
+			// route, and its withdrawal goes at once.
+			delete(a.bgp.stale, p)
 			w, why := bgpRoute(in, l, byAddr)
 			if why == "" {
 				if old := have[p]; old == nil || !sameRoute(old, w) {
