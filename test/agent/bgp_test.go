@@ -361,9 +361,16 @@ spec: {nodeSelector: "vecnet-routes == '%s'", peerSelector: "vecnet-routes == '%
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	evs, err := b.env.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctxTODO, metav1.ListOptions{FieldSelector: "involvedObject.name=all-nodes"})
-	if err != nil || len(evs.Items) == 0 || !strings.Contains(evs.Items[0].Message, "spec.peerSelector") {
-		t.Errorf("no Event naming spec.peerSelector on BGPPeer all-nodes: %v %+v", err, evs)
+	// The agent records the Event asynchronously, after the log line.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		evs, err := b.env.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctxTODO, metav1.ListOptions{FieldSelector: "involvedObject.name=all-nodes"})
+		if err == nil && len(evs.Items) > 0 && strings.Contains(evs.Items[0].Message, "spec.peerSelector") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no Event naming spec.peerSelector on BGPPeer all-nodes: %v %+v", err, evs)
+			break
+		}
 	}
 	// Still peered: the routes stay and traffic flows.
 	time.Sleep(2 * b.holdTime())
